@@ -1,0 +1,50 @@
+# The two commands: `make demo` (the main job) and `make test` (the whole suite).
+# Both install what they need: the virtualenv, Python packages, and the control-plane binaries
+# (built from Go modules by hack/install-tools.sh into ~/.cache/llm-operator/bin/<version>/).
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: all venv tools test unit lint crds manifests demo cluster-up cluster-down clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+tools:
+	bash hack/install-tools.sh
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+
+test: venv tools lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(VENV)/bin/pytest -m "not cluster" $(PYTEST_ARGS)
+
+crds: venv
+	$(VENV)/bin/llm-operator crd
+
+demo: venv tools
+	$(VENV)/bin/llm-operator demo
+
+cluster-up: venv tools
+	$(VENV)/bin/llm-operator cluster up
+
+cluster-down: venv
+	$(VENV)/bin/llm-operator cluster down
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The LLMDeployment API (pydantic models); imports neither kopf nor kubernetes."""

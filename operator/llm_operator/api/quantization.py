@@ -1,0 +1,71 @@
+"""Engine x quantization matrix: which modes each engine supports, with the exact flags.
+
+One table, read by the API validation (pydantic and the generated CEL rules) and by the engine
+builders. Sources (checked against the engines' documentation):
+- vLLM: ``--quantization {fp8,awq,gptq,bitsandbytes}``; in-flight bitsandbytes is 4-bit only and
+  older releases also need ``--load-format bitsandbytes``; 8-bit needs a pre-quantized
+  checkpoint, so in-flight int8 is not offered for vLLM.
+- TGI: ``--quantize {bitsandbytes,bitsandbytes-nf4,fp8,awq,gptq}``; ``bitsandbytes`` is
+  LLM.int8() 8-bit on the fly, ``bitsandbytes-nf4`` 4-bit on the fly.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class QuantMode(StrEnum):
+    NONE = "none"
+    INT8 = "int8"
+    INT4 = "int4"
+    FP8 = "fp8"
+    AWQ = "awq"
+    GPTQ = "gptq"
+
+
+# engine kind (string, to stay independent of the API enum) -> mode -> engine arguments
+FLAGS: Final[dict[str, dict[QuantMode, tuple[str, ...]]]] = {
+    "vllm": {
+        QuantMode.NONE: (),
+        QuantMode.INT4: ("--quantization", "bitsandbytes", "--load-format", "bitsandbytes"),
+        QuantMode.FP8: ("--quantization", "fp8"),
+        QuantMode.AWQ: ("--quantization", "awq"),
+        QuantMode.GPTQ: ("--quantization", "gptq"),
+    },
+    "tgi": {
+        QuantMode.NONE: (),
+        QuantMode.INT8: ("--quantize", "bitsandbytes"),
+        QuantMode.INT4: ("--quantize", "bitsandbytes-nf4"),
+        QuantMode.FP8: ("--quantize", "fp8"),
+        QuantMode.AWQ: ("--quantize", "awq"),
+        QuantMode.GPTQ: ("--quantize", "gptq"),
+    },
+}
+
+ENGINE_NAMES: Final = {"vllm": "vLLM", "tgi": "TGI"}
+
+# Bytes per weight for the GPU memory fit check.
+BYTES_PER_PARAMETER: Final[dict[QuantMode, float]] = {
+    QuantMode.NONE: 2.0,
+    QuantMode.INT8: 1.0,
+    QuantMode.FP8: 1.0,
+    QuantMode.INT4: 0.5,
+    QuantMode.AWQ: 0.5,
+    QuantMode.GPTQ: 0.5,
+}
+
+
+def supported(engine: str) -> list[QuantMode]:
+    return list(FLAGS[engine])
+
+
+def unsupported_message(engine: str, mode: str | None = None) -> str:
+    modes = ", ".join(m.value for m in FLAGS[engine])
+    name = ENGINE_NAMES[engine]
+    head = (
+        f"quantization {mode} is not supported by {name}"
+        if mode
+        else (f"this quantization is not supported by {name}")
+    )
+    return f"{head}; {name} supports: {modes}"

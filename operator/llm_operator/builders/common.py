@@ -1,0 +1,61 @@
+"""Names, labels and ports shared by every child object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_operator.api.v1alpha1 import API_VERSION, KIND, LLMDeployment
+
+MANAGED_BY = "llm-operator"
+DEPLOYMENT_LABEL = "llmops.dev/deployment"
+COMPONENT = "inference"
+
+ENGINE_PORT = 8000
+GATEWAY_PORT = 8080
+SERVICE_PORT = 80
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    """Immutable Deployment selector: fixed for the object's lifetime."""
+    return {DEPLOYMENT_LABEL: name, "app.kubernetes.io/component": COMPONENT}
+
+
+def labels(name: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "llm-inference",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        **selector_labels(name),
+    }
+
+
+def selector_string(name: str) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(name).items()))
+
+
+def config_map_name(name: str) -> str:
+    return f"{name}-gateway"
+
+
+def served_name(obj: LLMDeployment) -> str:
+    return obj.spec.model.served_name or obj.metadata.name
+
+
+def owner_reference(obj: LLMDeployment) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": obj.metadata.name,
+        "uid": obj.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def metadata(obj: LLMDeployment, name: str | None = None) -> dict[str, Any]:
+    return {
+        "name": name or obj.metadata.name,
+        "namespace": obj.metadata.namespace,
+        "labels": labels(obj.metadata.name),
+        "ownerReferences": [owner_reference(obj)],
+    }

@@ -1,0 +1,31 @@
+"""TGI: arguments, health endpoint and cache path of text-generation-inference's launcher."""
+
+from __future__ import annotations
+
+from llm_operator.api.quantization import FLAGS
+from llm_operator.api.v1alpha1 import LLMDeploymentSpec
+from llm_operator.builders.common import ENGINE_PORT
+
+HEALTH_PATH = "/health"
+CACHE_PATH = "/data"
+TOKEN_ENV = "HF_TOKEN"
+
+
+def args(spec: LLMDeploymentSpec, served_name: str, model_ref: str) -> list[str]:
+    del served_name  # TGI serves one model under its own name; the gateway maps the name
+    out = [
+        "--model-id",
+        model_ref,
+        "--hostname",
+        "0.0.0.0",
+        "--port",
+        str(ENGINE_PORT),
+        "--num-shard",
+        str(spec.resources.gpu.count),
+    ]
+    if spec.model.revision:
+        out += ["--revision", spec.model.revision]
+    if spec.model.context_length:
+        out += ["--max-total-tokens", str(spec.model.context_length)]
+    out += FLAGS["tgi"][spec.quantization.effective]
+    return out + list(spec.engine.extra_args)

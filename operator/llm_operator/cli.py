@@ -1,0 +1,161 @@
+"""The ``llm-operator`` command line (click)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from llm_operator import __version__
+
+CACHE = Path(".cache")
+
+
+@click.group()
+@click.version_option(__version__, prog_name="llm-operator")
+def main() -> None:
+    """Deploy LLM inference servers on GPU nodes and autoscale them on latency and cost."""
+
+
+@main.command()
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="Repository root to write crds/ and the chart's crds/ under.",
+)
+@click.option("--check", is_flag=True, help="Fail if the committed CRD differs from the models.")
+def crd(root: Path, check: bool) -> None:
+    """Generate the LLMDeployment CRD from the API models."""
+    from llm_operator.api import crd as gen
+
+    if check:
+        text = gen.render_yaml()
+        stale = [p for p in gen.default_targets(root) if not p.exists() or p.read_text() != text]
+        if stale:
+            raise click.ClickException(
+                "CRD out of date (run `make crds`): " + ", ".join(str(p) for p in stale)
+            )
+        click.echo("CRD up to date")
+        return
+    for path in gen.write(root):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    envvar="LLMOP_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="Operator config YAML (GPU profiles, images, Prometheus URL).",
+)
+@click.option("--kubeconfig", envvar="KUBECONFIG", default=None, help="Out-of-cluster kubeconfig.")
+@click.option("--namespace", "namespaces", multiple=True, help="Watch only these namespaces.")
+@click.option(
+    "--liveness",
+    default="http://0.0.0.0:8081/healthz",
+    show_default=True,
+    help="Liveness endpoint URL ('' to disable).",
+)
+@click.option(
+    "--peering",
+    default=None,
+    help="Peering name for running more than one replica (leader election).",
+)
+@click.option("-v", "--verbose", is_flag=True)
+def run(
+    config_path: str | None,
+    kubeconfig: str | None,
+    namespaces: tuple[str, ...],
+    liveness: str,
+    peering: str | None,
+    verbose: bool,
+) -> None:
+    """Run the operator."""
+    from llm_operator.config import OperatorConfig
+    from llm_operator.handlers import operator
+    from llm_operator.handlers.kube import Kube
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("kubernetes", "urllib3", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    config = OperatorConfig.load(config_path)
+    kube = Kube.connect(kubeconfig, field_manager=config.field_manager)
+    operator.run(
+        config, kube, namespaces=list(namespaces), liveness=liveness or None, peering=peering
+    )
+
+
+@main.group()
+def cluster() -> None:
+    """The local control plane with simulated GPU nodes."""
+
+
+@cluster.command("up")
+@click.option("--nodes", default=2, show_default=True)
+@click.option("--gpus-per-node", default=8, show_default=True)
+@click.option(
+    "--start-delay",
+    default=5.0,
+    show_default=True,
+    help="Seconds before a pod turns Ready (the model's cold start).",
+)
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(path_type=Path),
+    default=CACHE / "cluster",
+    show_default=True,
+)
+def cluster_up(nodes: int, gpus_per_node: int, start_delay: float, workdir: Path) -> None:
+    """Start the cluster and leave it running; writes .cache/kubeconfig."""
+    from llm_operator import localcluster as lc
+
+    if lc.stop_from_state(workdir):
+        click.echo("stopped a previous cluster in the same directory")
+    shutil.rmtree(workdir, ignore_errors=True)
+    c = lc.LocalCluster(
+        bin_dir=lc.find_bin_dir(),
+        workdir=workdir.resolve(),
+        nodes=nodes,
+        gpus_per_node=gpus_per_node,
+        start_delay_seconds=start_delay,
+    )
+    c.start()
+    target = CACHE / "kubeconfig"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(c.kubeconfig, target)
+    click.echo(
+        f"cluster up: {c.server}, {nodes} nodes x {gpus_per_node} GPUs; logs in {workdir}/logs"
+    )
+    click.echo(f"  export KUBECONFIG={target.resolve()}")
+    click.echo(f"  export PATH={c.bin_dir}:$PATH")
+
+
+@cluster.command("down")
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(path_type=Path),
+    default=CACHE / "cluster",
+    show_default=True,
+)
+def cluster_down(workdir: Path) -> None:
+    """Stop the cluster started by `cluster up` and remove its state."""
+    from llm_operator import localcluster as lc
+
+    stopped = lc.stop_from_state(workdir)
+    shutil.rmtree(workdir, ignore_errors=True)
+    (CACHE / "kubeconfig").unlink(missing_ok=True)
+    click.echo("stopped " + (", ".join(stopped) if stopped else "nothing (no cluster running)"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

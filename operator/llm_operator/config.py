@@ -1,0 +1,98 @@
+"""Operator configuration: GPU profiles, engine images, Prometheus, evaluation interval.
+
+Comes from a YAML file (helm renders it into a ConfigMap) whose path is given by ``--config`` or
+``LLMOP_CONFIG``; built-in defaults apply to anything the file leaves out. The GPU price table
+here is the one source of truth for $/GPU-hour (2024 list prices; configurable).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+CONFIG_ENV = "LLMOP_CONFIG"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+
+
+class ConfigModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Toleration(ConfigModel):
+    key: str
+    operator: str = "Exists"
+    value: str | None = None
+    effect: str | None = None
+
+
+class GPUProfile(ConfigModel):
+    product: str = Field(description="Value of the nvidia.com/gpu.product node label")
+    memory_gib: Annotated[float, Field(gt=0)]
+    price_per_gpu_hour: Annotated[float, Field(ge=0)]
+    hbm_tb_per_s: Annotated[float, Field(gt=0)] = 2.0
+    node_selector: dict[str, str] = {}
+    tolerations: list[Toleration] = [Toleration(key=GPU_RESOURCE, effect="NoSchedule")]
+
+    def selector(self) -> dict[str, str]:
+        return {GPU_PRODUCT_LABEL: self.product, **self.node_selector}
+
+
+def _default_profiles() -> dict[str, GPUProfile]:
+    return {
+        "nvidia-h100-80gb": GPUProfile(
+            product="NVIDIA-H100-80GB-HBM3",
+            memory_gib=80,
+            price_per_gpu_hour=4.25,
+            hbm_tb_per_s=3.35,
+        ),
+        "nvidia-a100-80gb": GPUProfile(
+            product="NVIDIA-A100-SXM4-80GB",
+            memory_gib=80,
+            price_per_gpu_hour=2.21,
+            hbm_tb_per_s=2.04,
+        ),
+        "nvidia-a10g": GPUProfile(
+            product="NVIDIA-A10G", memory_gib=24, price_per_gpu_hour=1.01, hbm_tb_per_s=0.6
+        ),
+        "nvidia-l4": GPUProfile(
+            product="NVIDIA-L4", memory_gib=24, price_per_gpu_hour=0.70, hbm_tb_per_s=0.3
+        ),
+    }
+
+
+class EngineImages(ConfigModel):
+    vllm: str = "vllm/vllm-openai:v0.11.0"
+    tgi: str = "ghcr.io/huggingface/text-generation-inference:3.3.5"
+    gateway: str = "ghcr.io/llmops-dev/llm-gateway:0.1.0"
+
+
+class OperatorConfig(ConfigModel):
+    gpu_profiles: dict[str, GPUProfile] = Field(default_factory=_default_profiles)
+    images: EngineImages = EngineImages()
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    # Namespace of the Prometheus that scrapes the pods (allowed by their NetworkPolicy).
+    metrics_namespace: str = "monitoring"
+    evaluation_interval_seconds: Annotated[float, Field(gt=0)] = 15.0
+    # Fraction of GPU memory the weights may take; the rest is KV cache and activations.
+    weight_memory_fraction: Annotated[float, Field(gt=0, le=1)] = 0.9
+    startup_budget_seconds: Annotated[int, Field(ge=60)] = 1800
+    field_manager: str = "llm-operator"
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> OperatorConfig:
+        """Read the file at ``path`` (or ``$LLMOP_CONFIG``); defaults when neither is set."""
+        path = path or os.environ.get(CONFIG_ENV)
+        if not path:
+            return cls()
+        data: Any = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"operator config {path} must be a YAML mapping")
+        return cls.model_validate(data)

@@ -1,0 +1,47 @@
+"""The gateway's configuration file: written by the operator into a ConfigMap, read by the
+sidecar (and hot-reloaded when the ConfigMap changes). One model, used on both sides."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+CONFIG_FILE = "gateway.yaml"
+CONFIG_DIR = "/etc/llm-gateway"
+KEYS_DIR = "/var/run/llm-gateway/keys"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class GenerationPolicy(_Model):
+    temperature: float | None = None
+    top_p: float | None = None
+    max_new_tokens: int | None = None
+    max_tokens: int | None = None
+    frequency_penalty: float | None = None
+    repetition_penalty: float | None = None
+    timeout_seconds: Annotated[float, Field(gt=0)] = 120.0
+    enforce: Literal["clamp", "reject"] = "clamp"
+
+
+class RateLimitPolicy(_Model):
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
+class GatewayConfig(_Model):
+    model: str = Field(description="Model name served to clients")
+    engine: Literal["vllm", "tgi"] = "vllm"
+    engine_url: str = "http://127.0.0.1:8000"
+    generation: GenerationPolicy = GenerationPolicy()
+    pii: Literal["off", "flag", "redact", "block"] = "off"
+    expected_language: str | None = None
+    rate_limit: RateLimitPolicy | None = None
+    max_body_bytes: int = 1024 * 1024
+    api_keys_dir: str | None = None

@@ -1,0 +1,1 @@
+"""Thin kopf handlers: validate, build, apply, report."""

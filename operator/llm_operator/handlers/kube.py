@@ -1,0 +1,223 @@
+"""The operator's one door to the Kubernetes API (server-side apply, status, scale, reads).
+
+Handlers talk to this small interface instead of the client library, so the edge is one file:
+raw API objects are parsed into typed states here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from llm_operator.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from llm_operator.builders.children import SERVICE_MONITOR
+
+Manifest = dict[str, Any]
+
+TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+def is_transient(exc: ApiException) -> bool:
+    return exc.status in TRANSIENT_STATUSES or exc.status is None or exc.status == 0
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """What the status needs from the owned Deployment."""
+
+    generation: int
+    observed_generation: int
+    replicas: int
+    updated_replicas: int
+    ready_replicas: int
+    available_replicas: int
+    spec_replicas: int
+    progressing_reason: str | None = None
+
+    @classmethod
+    def parse(cls, d: Manifest) -> DeploymentState:
+        st = d.get("status") or {}
+        progressing: Manifest = next(
+            (c for c in st.get("conditions") or [] if c.get("type") == "Progressing"), {}
+        )
+        return cls(
+            generation=int(d["metadata"].get("generation") or 0),
+            observed_generation=int(st.get("observedGeneration") or 0),
+            replicas=int(st.get("replicas") or 0),
+            updated_replicas=int(st.get("updatedReplicas") or 0),
+            ready_replicas=int(st.get("readyReplicas") or 0),
+            available_replicas=int(st.get("availableReplicas") or 0),
+            spec_replicas=int((d.get("spec") or {}).get("replicas") or 0),
+            progressing_reason=progressing.get("reason"),
+        )
+
+
+@dataclass(frozen=True)
+class PodState:
+    name: str
+    phase: str
+    ready: bool
+    unschedulable_message: str | None = None
+    node: str | None = None
+
+    @classmethod
+    def parse(cls, p: Manifest) -> PodState:
+        st = p.get("status") or {}
+        conds = {c.get("type"): c for c in st.get("conditions") or []}
+        sched = conds.get("PodScheduled") or {}
+        unsched = None
+        if sched.get("status") == "False" and sched.get("reason") == "Unschedulable":
+            unsched = sched.get("message") or "Unschedulable"
+        return cls(
+            name=p["metadata"]["name"],
+            phase=st.get("phase") or "Pending",
+            ready=(conds.get("Ready") or {}).get("status") == "True",
+            unschedulable_message=unsched,
+            node=(p.get("spec") or {}).get("nodeName"),
+        )
+
+
+@dataclass
+class Kube:
+    """Thin wrapper over the official client; one per operator process."""
+
+    api: client.ApiClient
+    field_manager: str = "llm-operator"
+    _dyn: DynamicClient | None = None
+    _api_cache: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None = None, field_manager: str = "llm-operator") -> Kube:
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config(config_file=kubeconfig)
+        return cls(api=client.ApiClient(), field_manager=field_manager)
+
+    @property
+    def dyn(self) -> DynamicClient:
+        with self._lock:
+            if self._dyn is None:
+                self._dyn = DynamicClient(self.api)
+            return self._dyn
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        return self.dyn.resources.get(api_version=api_version, kind=kind)
+
+    # ------------------------------------------------------------------ discovery
+    def has_api(self, api_version: str, kind: str, ttl: float = 60.0) -> bool:
+        key = f"{api_version}/{kind}"
+        now = time.monotonic()
+        cached = self._api_cache.get(key)
+        if cached and now - cached[0] < ttl:
+            return cached[1]
+        try:
+            self._resource(api_version, kind)
+            found = True
+        except ResourceNotFoundError:
+            found = False
+        self._api_cache[key] = (now, found)
+        return found
+
+    def service_monitors_available(self) -> bool:
+        return self.has_api(SERVICE_MONITOR.api_version, SERVICE_MONITOR.kind)
+
+    # ------------------------------------------------------------------ writes
+    def apply(self, manifest: Manifest) -> bool:
+        """Server-side apply with our field manager, conflicts forced (we own these objects).
+
+        True when the object was created or changed; an apply that changes nothing keeps the
+        resourceVersion, which is how a restarted operator proves it made no duplicates.
+        """
+        res = self._resource(manifest["apiVersion"], manifest["kind"])
+        meta = manifest["metadata"]
+        try:
+            before = res.get(name=meta["name"], namespace=meta.get("namespace"))
+            version = before.metadata.resourceVersion
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            version = None
+        out = self.dyn.server_side_apply(
+            res,
+            body=manifest,
+            name=manifest["metadata"]["name"],
+            namespace=manifest["metadata"].get("namespace"),
+            field_manager=self.field_manager,
+            force_conflicts=True,
+        )
+        return bool(out.metadata.resourceVersion != version)
+
+    def delete_if_owned(
+        self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str
+    ) -> bool:
+        res = self._resource(api_version, kind)
+        try:
+            cur = res.get(name=name, namespace=namespace).to_dict()
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        owners = cur["metadata"].get("ownerReferences") or []
+        if not any(o.get("uid") == owner_uid for o in owners):
+            return False
+        try:
+            res.delete(name=name, namespace=namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        return True
+
+    def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
+        client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
+            group=GROUP,
+            version=VERSION,
+            namespace=namespace,
+            plural=PLURAL,
+            name=name,
+            body={"status": status},
+        )
+
+    # ------------------------------------------------------------------ reads
+    def get_llmd(self, namespace: str, name: str) -> Manifest | None:
+        try:
+            obj = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+                group=GROUP, version=VERSION, namespace=namespace, plural=PLURAL, name=name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        result: Manifest = dict(obj)  # type: ignore[call-overload]
+        return result
+
+    def get_deployment(self, namespace: str, name: str) -> DeploymentState | None:
+        try:
+            d = client.AppsV1Api(self.api).read_namespaced_deployment(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return DeploymentState.parse(self.api.sanitize_for_serialization(d))
+
+    def list_pods(self, namespace: str, selector: str) -> list[PodState]:
+        pods = client.CoreV1Api(self.api).list_namespaced_pod(namespace, label_selector=selector)
+        raw = self.api.sanitize_for_serialization(pods)
+        return [PodState.parse(p) for p in raw.get("items") or []]
+
+
+def owner_body(namespace: str, name: str, uid: str) -> Manifest:
+    """The minimal body kopf needs to post an Event about an LLMDeployment."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"namespace": namespace, "name": name, "uid": uid},
+    }

@@ -1,0 +1,90 @@
+"""kopf registrations. Importing this module registers the handlers; ``run`` starts kopf."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from llm_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from llm_operator.builders.common import DEPLOYMENT_LABEL, MANAGED_BY
+from llm_operator.config import OperatorConfig
+from llm_operator.handlers import reconcile as rec
+from llm_operator.handlers.kube import Kube
+
+OWNED: dict[str, Any] = {
+    "app.kubernetes.io/managed-by": MANAGED_BY,
+    DEPLOYMENT_LABEL: kopf.PRESENT,
+}
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # our own Events are posted explicitly
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.execution.max_workers = 8
+    settings.peering.standalone = memo.get("peering") is None
+    if memo.get("peering"):
+        settings.peering.name = memo["peering"]
+        settings.peering.mandatory = True
+
+
+def _kube(memo: kopf.Memo) -> Kube:
+    kube: Kube = memo["kube"]
+    return kube
+
+
+def _config(memo: kopf.Memo) -> OperatorConfig:
+    config: OperatorConfig = memo["config"]
+    return config
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    rec.reconcile(_kube(memo), _config(memo), dict(body))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
+def deployment_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    rec.refresh_status(
+        _kube(memo), body["metadata"]["namespace"], body["metadata"]["labels"][DEPLOYMENT_LABEL]
+    )
+
+
+@kopf.on.event("", "v1", "pods", labels=OWNED)
+def pod_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    rec.refresh_status(
+        _kube(memo), body["metadata"]["namespace"], body["metadata"]["labels"][DEPLOYMENT_LABEL]
+    )
+
+
+def run(
+    config: OperatorConfig,
+    kube: Kube,
+    *,
+    namespaces: list[str] | None = None,
+    liveness: str | None = None,
+    peering: str | None = None,
+) -> None:
+    memo = kopf.Memo(config=config, kube=kube, peering=peering)
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces or [],
+            liveness_endpoint=liveness,
+            memo=memo,
+            standalone=peering is None,
+            peering_name=peering,
+        )
+    )

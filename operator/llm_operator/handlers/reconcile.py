@@ -1,0 +1,194 @@
+"""The level-triggered reconcile: validate, build, apply, report.
+
+One function serves create, update and resume. It parses the body into the typed model first;
+an invalid spec becomes ``Valid=False`` plus an Event and leaves the running children alone
+(bad input loses nothing). Transient API errors become ``kopf.TemporaryError`` so kopf retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from llm_operator.api.v1alpha1 import LLMDeployment
+from llm_operator.builders import checks
+from llm_operator.builders.children import (
+    ALL_KINDS,
+    CONFIG_MAP,
+    SERVICE_MONITOR,
+    build_all,
+    desired_replicas,
+)
+from llm_operator.builders.common import config_map_name, selector_string
+from llm_operator.config import OperatorConfig
+from llm_operator.handlers.conditions import now_iso, set_condition
+from llm_operator.handlers.kube import Kube, is_transient, owner_body
+from llm_operator.handlers.status import EventSpec, follow
+
+log = logging.getLogger("llm_operator.reconcile")
+
+
+@dataclass(frozen=True)
+class Invalid:
+    reason: str
+    message: str
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"spec.{loc}: {msg}" if loc else f"spec: {msg}")
+    return "; ".join(parts)
+
+
+def parse(body: dict[str, Any]) -> LLMDeployment | Invalid:
+    """The edge: the raw body becomes the typed model, or a readable reason why not."""
+    try:
+        return LLMDeployment.model_validate(
+            {"metadata": body["metadata"], "spec": body.get("spec") or {}}
+        )
+    except ValidationError as exc:
+        return Invalid("InvalidSpec", format_validation_error(exc))
+
+
+def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """An Event on the LLMDeployment (kopf accepts any mapping with apiVersion/kind/metadata)."""
+    kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
+
+
+def _post(body: Mapping[str, Any], events: list[EventSpec]) -> None:
+    for ev in events:
+        post_event(body, ev.type, ev.reason, ev.message)
+
+
+def mark_invalid(kube: Kube, body: dict[str, Any], problem: Invalid) -> None:
+    meta = body["metadata"]
+    conds = list((body.get("status") or {}).get("conditions") or [])
+    generation = int(meta.get("generation") or 0)
+    was: dict[str, Any] = next((c for c in conds if c.get("type") == "Valid"), {})
+    conds = set_condition(
+        conds,
+        "Valid",
+        "False",
+        problem.reason,
+        problem.message,
+        now=now_iso(),
+        generation=generation,
+    )
+    kube.patch_status(
+        meta["namespace"],
+        meta["name"],
+        {
+            "phase": "Invalid",
+            "conditions": conds,
+            "observedGeneration": generation,
+        },
+    )
+    if was.get("status") != "False" or was.get("message") != problem.message:
+        post_event(body, "Warning", "Invalid", problem.message)
+
+
+def reconcile(kube: Kube, config: OperatorConfig, body: dict[str, Any]) -> None:
+    obj = parse(body)
+    if isinstance(obj, Invalid):
+        mark_invalid(kube, body, obj)
+        return
+    verdict = checks.check(obj.spec, config)
+    if not verdict.ok:
+        mark_invalid(kube, body, Invalid(verdict.reason, verdict.message))
+        return
+
+    meta = obj.metadata
+    try:
+        sm = kube.service_monitors_available()
+        desired = build_all(obj, config, service_monitor_available=sm)
+        changed = [m for m in desired if kube.apply(m)]
+        wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
+        for kind in ALL_KINDS:
+            if kind is SERVICE_MONITOR and not sm:
+                continue
+            name = config_map_name(meta.name) if kind is CONFIG_MAP else meta.name
+            if (kind.kind, name) not in wanted and kube.delete_if_owned(
+                kind.api_version, kind.kind, meta.namespace, name, meta.uid
+            ):
+                changed.append({"kind": kind.kind, "metadata": {"name": name}})
+    except ApiException as exc:
+        if is_transient(exc):
+            raise kopf.TemporaryError(
+                f"API server said {exc.status} {exc.reason}", delay=5
+            ) from exc
+        mark_invalid(
+            kube,
+            body,
+            Invalid(
+                "Rejected", f"the API server refused a child: {exc.reason}: {_api_message(exc)}"
+            ),
+        )
+        return
+
+    generation = meta.generation
+    conds = list((body.get("status") or {}).get("conditions") or [])
+    conds = set_condition(
+        conds,
+        "Valid",
+        "True",
+        verdict.reason,
+        verdict.message,
+        now=now_iso(),
+        generation=generation,
+    )
+    kube.patch_status(
+        meta.namespace, meta.name, {"conditions": conds, "observedGeneration": generation}
+    )
+    if changed:
+        created = not body.get("status", {}).get("observedGeneration")
+        what = ", ".join(f"{m['kind']}/{m['metadata']['name']}" for m in changed)
+        post_event(body, "Normal", "Created" if created else "Updated", f"applied {what}")
+    refresh_status(kube, meta.namespace, meta.name)
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.body)
+    except ValueError:
+        return str(exc.body)
+
+
+def refresh_status(kube: Kube, namespace: str, name: str) -> None:
+    """Make status follow the Deployment and its pods; posts Events on transitions."""
+    body = kube.get_llmd(namespace, name)
+    if body is None:
+        return
+    obj = parse(body)
+    if isinstance(obj, Invalid):
+        return
+    status = body.get("status") or {}
+    if any(
+        c.get("type") == "Valid" and c.get("status") == "False"
+        for c in status.get("conditions") or []
+    ):
+        return
+    deployment = kube.get_deployment(namespace, name)
+    pods = kube.list_pods(namespace, selector_string(name)) if deployment else []
+    update = follow(
+        name=name,
+        namespace=namespace,
+        generation=obj.metadata.generation,
+        conditions=list(status.get("conditions") or []),
+        desired=desired_replicas(obj.spec),
+        selector=selector_string(name),
+        deployment=deployment,
+        pods=pods,
+        now=now_iso(),
+    )
+    kube.patch_status(namespace, name, update.status)
+    _post(owner_body(namespace, name, obj.metadata.uid), update.events)

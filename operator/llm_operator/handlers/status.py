@@ -1,0 +1,147 @@
+"""Status that follows the owned Deployment and its pods: a pure function of typed states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_operator.builders.common import SERVICE_PORT
+from llm_operator.handlers.conditions import get_condition, set_condition
+from llm_operator.handlers.kube import DeploymentState, PodState
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class StatusUpdate:
+    status: dict[str, Any]
+    events: list[EventSpec] = field(default_factory=list)
+
+
+def endpoint(name: str, namespace: str) -> str:
+    return f"http://{name}.{namespace}.svc:{SERVICE_PORT}/v1"
+
+
+def follow(
+    *,
+    name: str,
+    namespace: str,
+    generation: int,
+    conditions: list[dict[str, Any]],
+    desired: int,
+    selector: str,
+    deployment: DeploymentState | None,
+    pods: list[PodState],
+    now: str,
+) -> StatusUpdate:
+    events: list[EventSpec] = []
+    conds = list(conditions)
+    ready = deployment.ready_replicas if deployment else 0
+    current = deployment.replicas if deployment else 0
+
+    unschedulable = [p for p in pods if p.unschedulable_message]
+    was_limited = get_condition(conds, "Progressing") or {}
+    if unschedulable:
+        msg = unschedulable[0].unschedulable_message or ""
+        gpu = "nvidia.com/gpu" in msg
+        reason = "InsufficientGPU" if gpu else "Unschedulable"
+        text = f"{len(unschedulable)} pod(s) cannot be scheduled: {msg}"
+        conds = set_condition(
+            conds, "Progressing", "False", reason, text, now=now, generation=generation
+        )
+        if was_limited.get("reason") != reason:
+            events.append(EventSpec("Warning", reason, text))
+    elif deployment is None:
+        conds = set_condition(
+            conds,
+            "Progressing",
+            "True",
+            "Creating",
+            "Deployment is being created",
+            now=now,
+            generation=generation,
+        )
+    else:
+        rolled = (
+            deployment.observed_generation >= deployment.generation
+            and deployment.updated_replicas >= desired
+            and current <= desired
+        )
+        if rolled and ready >= desired:
+            conds = set_condition(
+                conds,
+                "Progressing",
+                "False",
+                "Stable",
+                f"{ready}/{desired} replicas ready and up to date",
+                now=now,
+                generation=generation,
+            )
+        else:
+            conds = set_condition(
+                conds,
+                "Progressing",
+                "True",
+                "RollingOut",
+                f"{deployment.updated_replicas}/{desired} updated, {ready}/{desired} ready "
+                "(replicas become ready when the model has loaded)",
+                now=now,
+                generation=generation,
+            )
+
+    was_ready = (get_condition(conds, "Ready") or {}).get("status") == "True"
+    if desired == 0:
+        conds = set_condition(
+            conds,
+            "Ready",
+            "True",
+            "ScaledToZero",
+            "0 replicas desired",
+            now=now,
+            generation=generation,
+        )
+        phase = "Ready"
+    elif ready >= desired:
+        conds = set_condition(
+            conds,
+            "Ready",
+            "True",
+            "AllReplicasReady",
+            f"{ready}/{desired} replicas ready",
+            now=now,
+            generation=generation,
+        )
+        phase = "Ready"
+        if not was_ready:
+            events.append(EventSpec("Normal", "Ready", f"{ready}/{desired} replicas ready"))
+    else:
+        reason = "NoReplicasReady" if ready == 0 else "ReplicasNotReady"
+        conds = set_condition(
+            conds,
+            "Ready",
+            "False",
+            reason,
+            f"{ready}/{desired} replicas ready",
+            now=now,
+            generation=generation,
+        )
+        phase = "Progressing" if ready == 0 else "Degraded"
+        if unschedulable and ready == 0:
+            phase = "Pending"
+
+    status: dict[str, Any] = {
+        "phase": phase,
+        "replicas": current,
+        "readyReplicas": ready,
+        "desiredReplicas": desired,
+        "selector": selector,
+        "observedGeneration": generation,
+        "endpoint": endpoint(name, namespace),
+        "conditions": conds,
+    }
+    return StatusUpdate(status=status, events=events)

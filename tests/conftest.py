@@ -1,0 +1,71 @@
+"""Shared fixtures. The default tier needs nothing; `cluster` tests start the real control plane.
+
+In CI (CI=true) missing infrastructure fails the run; locally it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llm_operator import localcluster as lc
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def missing_infrastructure(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def bin_dir() -> Path:
+    try:
+        return lc.find_bin_dir(build=True)
+    except Exception as exc:  # a failed build or a missing Go toolchain
+        missing_infrastructure(f"control-plane binaries unavailable: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def cluster(bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[lc.LocalCluster]:
+    logs = tmp_path_factory.mktemp("cluster-logs")
+    work = Path(tempfile.mkdtemp(prefix="llmop-test-cluster-"))
+    c = lc.LocalCluster(
+        bin_dir=bin_dir,
+        workdir=work,
+        log_dir=logs,
+        nodes=2,
+        gpus_per_node=4,
+        gpu_products=("NVIDIA-H100-80GB-HBM3", "NVIDIA-A10G"),
+        start_delay_seconds=3.0,
+    )
+    try:
+        c.start()
+    except lc.ClusterError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        missing_infrastructure(f"the local control plane did not start: {exc}")
+    _started.append(c)
+    yield c
+    c.stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+_started: list[lc.LocalCluster] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    if getattr(report, "failed", False) and "cluster" in getattr(item, "fixturenames", ()):
+        for c in _started:
+            for comp in c.components:
+                report.sections.append((f"{comp.name} log (tail)", c.tail(comp.name, 40)))
+    return report
