@@ -42,7 +42,7 @@ def cluster(bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         bin_dir=bin_dir,
         workdir=work,
         log_dir=logs,
-        nodes=2,
+        nodes=3,
         gpus_per_node=4,
         gpu_products=("NVIDIA-H100-80GB-HBM3", "NVIDIA-A10G"),
         start_delay_seconds=3.0,

@@ -40,9 +40,9 @@ def gpu_deployment(name: str, replicas: int, gpus: int) -> dict[str, Any]:
 
 def test_nodes_have_gpu_capacity_and_product_labels(cluster: lc.LocalCluster) -> None:
     nodes = get_json(cluster, "nodes")["items"]
-    assert len(nodes) == 4
+    assert len(nodes) == 6
     products = sorted(n["metadata"]["labels"]["nvidia.com/gpu.product"] for n in nodes)
-    assert products == ["NVIDIA-A10G"] * 2 + ["NVIDIA-H100-80GB-HBM3"] * 2
+    assert products == ["NVIDIA-A10G"] * 3 + ["NVIDIA-H100-80GB-HBM3"] * 3
     for n in nodes:
         assert n["status"]["capacity"]["nvidia.com/gpu"] == "4"
         assert n["status"]["allocatable"]["nvidia.com/gpu"] == "4"
@@ -63,7 +63,10 @@ def test_gpu_deployment_becomes_ready_on_gpu_nodes(
     )
     assert dep["status"]["readyReplicas"] == 2
     pods = get_json(cluster, "pods", "-n", namespace, "-l", "app=engine")["items"]
-    assert {p["spec"]["nodeName"] for p in pods} <= {"gpu-node-0", "gpu-node-1"}
+    nodes = {n["metadata"]["name"]: n for n in get_json(cluster, "nodes")["items"]}
+    for p in pods:
+        labels = nodes[p["spec"]["nodeName"]]["metadata"]["labels"]
+        assert labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
     assert all(p["status"]["phase"] == "Running" and p["status"].get("podIP") for p in pods)
 
 

@@ -74,9 +74,10 @@ def _resolve(node: Any, defs: dict[str, Schema]) -> Any:
             out[key] = _resolve(value, defs)
         else:
             out[key] = value
-    # Kubernetes applies nested defaults when the parent defaults to {}.
+    # An object's default is the object its properties' defaults make, so that CEL rules on it
+    # see every defaulted field (the API server validates defaults against the rules).
     if out.get("type") == "object" and "properties" in out and isinstance(out.get("default"), dict):
-        out["default"] = {}
+        out["default"] = _filled(out)
     if (
         out.get("type") in ("array", "object")
         and out.get("default") in ([], {})
@@ -84,6 +85,14 @@ def _resolve(node: Any, defs: dict[str, Schema]) -> Any:
     ):
         out.pop("default")
     return out
+
+
+def _filled(schema: Schema) -> dict[str, Any]:
+    filled: dict[str, Any] = {}
+    for name, sub in schema.get("properties", {}).items():
+        if "default" in sub:
+            filled[name] = sub["default"]
+    return filled
 
 
 def structural_schema(model: type[Any]) -> Schema:

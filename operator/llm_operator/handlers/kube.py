@@ -176,15 +176,32 @@ class Kube:
                 raise
         return True
 
-    def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
-        client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
-            group=GROUP,
-            version=VERSION,
-            namespace=namespace,
-            plural=PLURAL,
-            name=name,
-            body={"status": status},
-        )
+    def apply_status(self, namespace: str, name: str, status: Manifest, manager: str) -> None:
+        """Server-side apply on the status subresource under ``manager``.
+
+        Several writers share the status (validation, the Deployment follower, the autoscaler).
+        Conditions are a map list keyed by type, so each writer owns exactly the fields and
+        condition types it applies, and concurrent writers cannot erase each other's.
+        """
+        res = self._resource(API_VERSION, KIND)
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": name, "namespace": namespace},
+            "status": status,
+        }
+        try:
+            self.dyn.server_side_apply(
+                res.status,
+                body=body,
+                name=name,
+                namespace=namespace,
+                field_manager=manager,
+                force_conflicts=True,
+            )
+        except ApiException as exc:
+            if exc.status != 404:  # deleted meanwhile: nothing left to report on
+                raise
 
     # ------------------------------------------------------------------ reads
     def get_llmd(self, namespace: str, name: str) -> Manifest | None:

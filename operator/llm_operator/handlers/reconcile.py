@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -33,6 +34,10 @@ from llm_operator.handlers.kube import Kube, is_transient, owner_body
 from llm_operator.handlers.status import EventSpec, follow
 
 log = logging.getLogger("llm_operator.reconcile")
+
+# Field managers of the status writers (see Kube.apply_status).
+VALIDATION_MANAGER = "llm-operator"
+STATUS_MANAGER = "llm-operator-status"
 
 
 @dataclass(frozen=True)
@@ -84,15 +89,9 @@ def mark_invalid(kube: Kube, body: dict[str, Any], problem: Invalid) -> None:
         now=now_iso(),
         generation=generation,
     )
-    kube.patch_status(
-        meta["namespace"],
-        meta["name"],
-        {
-            "phase": "Invalid",
-            "conditions": conds,
-            "observedGeneration": generation,
-        },
-    )
+    valid = [c for c in conds if c["type"] == "Valid"]
+    status = {"phase": "Invalid", "conditions": valid, "observedGeneration": generation}
+    kube.apply_status(meta["namespace"], meta["name"], status, VALIDATION_MANAGER)
     if was.get("status") != "False" or was.get("message") != problem.message:
         post_event(body, "Warning", "Invalid", problem.message)
 
@@ -146,9 +145,8 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict[str, Any]) -> None:
         now=now_iso(),
         generation=generation,
     )
-    kube.patch_status(
-        meta.namespace, meta.name, {"conditions": conds, "observedGeneration": generation}
-    )
+    valid = [c for c in conds if c["type"] == "Valid"]
+    kube.apply_status(meta.namespace, meta.name, {"conditions": valid}, VALIDATION_MANAGER)
     if changed:
         created = not body.get("status", {}).get("observedGeneration")
         what = ", ".join(f"{m['kind']}/{m['metadata']['name']}" for m in changed)
@@ -163,8 +161,24 @@ def _api_message(exc: ApiException) -> str:
         return str(exc.body)
 
 
+_refresh_locks: dict[tuple[str, str], threading.Lock] = {}
+_refresh_locks_guard = threading.Lock()
+
+
 def refresh_status(kube: Kube, namespace: str, name: str) -> None:
-    """Make status follow the Deployment and its pods; posts Events on transitions."""
+    """Make status follow the Deployment and its pods; posts Events on transitions.
+
+    Pod and Deployment events arrive on several worker threads at once. Refreshes of one object
+    are serialized, so a refresh that read an older state can never write after one that read
+    a newer state (each reads only once it holds the lock).
+    """
+    with _refresh_locks_guard:
+        lock = _refresh_locks.setdefault((namespace, name), threading.Lock())
+    with lock:
+        _refresh_status(kube, namespace, name)
+
+
+def _refresh_status(kube: Kube, namespace: str, name: str) -> None:
     body = kube.get_llmd(namespace, name)
     if body is None:
         return
@@ -190,5 +204,5 @@ def refresh_status(kube: Kube, namespace: str, name: str) -> None:
         pods=pods,
         now=now_iso(),
     )
-    kube.patch_status(namespace, name, update.status)
+    kube.apply_status(namespace, name, update.status, STATUS_MANAGER)
     _post(owner_body(namespace, name, obj.metadata.uid), update.events)

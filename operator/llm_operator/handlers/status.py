@@ -9,6 +9,9 @@ from llm_operator.builders.common import SERVICE_PORT
 from llm_operator.handlers.conditions import get_condition, set_condition
 from llm_operator.handlers.kube import DeploymentState, PodState
 
+# The condition types this writer owns (server-side apply field ownership on the status).
+OWNED_CONDITIONS = ("Ready", "Progressing")
+
 
 @dataclass(frozen=True)
 class EventSpec:
@@ -142,6 +145,6 @@ def follow(
         "selector": selector,
         "observedGeneration": generation,
         "endpoint": endpoint(name, namespace),
-        "conditions": conds,
+        "conditions": [c for c in conds if c["type"] in OWNED_CONDITIONS],
     }
     return StatusUpdate(status=status, events=events)

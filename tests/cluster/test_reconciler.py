@@ -1,0 +1,356 @@
+"""The reconciler against the real API server, driven with the real kubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from llm_operator import localcluster as lc
+from llm_operator.localcluster import free_port
+from tests.cases import INVALID, Bad, base
+from tests.cluster.conftest import apply, get_json, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = sorted((REPO / "manifests" / "samples").glob("*.yaml"))
+CHILD_KINDS = ("deployment", "service", "configmap", "networkpolicy", "poddisruptionbudget")
+
+
+class OperatorProcess:
+    """`llm-operator run` as a user runs it out of cluster, with its own log file."""
+
+    def __init__(self, cluster: lc.LocalCluster, log: Path, kubeconfig: Path | None = None):
+        self.cluster, self.log_path = cluster, log
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = Path(sys.executable).parent / "llm-operator"
+        env = {**self.cluster.env(), "KUBECONFIG": str(self.kubeconfig)}
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(exe), "run", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+@pytest.fixture(scope="module")
+def crd(cluster: lc.LocalCluster) -> None:
+    cluster.kubectl("apply", "-f", str(REPO / "crds"))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/llmdeployments.llmops.dev"
+    )
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: lc.LocalCluster, crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture(autouse=True)
+def _operator_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    op = request.node.funcargs.get("operator")
+    if rep is not None and rep.failed and op is not None:
+        print("---- operator log ----\n" + op.tail())
+
+
+def llmd(cluster: lc.LocalCluster, name: str, namespace: str) -> Any:
+    return get_json(cluster, "llmd", name, "-n", namespace)
+
+
+def condition(obj: Any, type_: str) -> dict[str, Any]:
+    conds = (obj or {}).get("status", {}).get("conditions", [])
+    return next((c for c in conds if c["type"] == type_), {})
+
+
+def wait_ready(cluster: lc.LocalCluster, name: str, namespace: str, timeout: float = 90) -> Any:
+    last: list[Any] = [None]
+
+    def ready() -> Any:
+        last[0] = o = llmd(cluster, name, namespace)
+        return o and condition(o, "Ready").get("status") == "True" and o
+
+    try:
+        return wait_for(ready, timeout, what=f"llmd/{name} Ready")
+    except pytest.fail.Exception:
+        print("last status:", json.dumps((last[0] or {}).get("status"), indent=1))
+        print(cluster.kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout)
+        raise
+
+
+def events(cluster: lc.LocalCluster, name: str, namespace: str) -> list[dict[str, Any]]:
+    out = get_json(
+        cluster,
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        f"involvedObject.name={name},involvedObject.kind=LLMDeployment",
+    )
+    return list(out["items"]) if out else []
+
+
+def children(cluster: lc.LocalCluster, namespace: str, kind: str) -> list[dict[str, Any]]:
+    return list(
+        get_json(cluster, kind, "-n", namespace, "-l", "app.kubernetes.io/managed-by=llm-operator")[
+            "items"
+        ]
+    )
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.stem)
+def test_samples_create_owned_children_and_become_ready(
+    cluster: lc.LocalCluster, operator: OperatorProcess, namespace: str, sample: Path
+) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", str(sample))
+    name = yaml.safe_load(sample.read_text())["metadata"]["name"]
+    obj = wait_ready(cluster, name, namespace)
+    uid = obj["metadata"]["uid"]
+    expected = {"deployment", "service", "configmap", "networkpolicy"}
+    spec = obj["spec"]
+    if spec.get("replicas", 1) > 1 or spec.get("autoscaling", {}).get("enabled"):
+        expected.add("poddisruptionbudget")
+    for kind in CHILD_KINDS:
+        items = children(cluster, namespace, kind)
+        if kind in expected:
+            assert len(items) == 1, f"{kind}: {[i['metadata']['name'] for i in items]}"
+            refs = items[0]["metadata"]["ownerReferences"]
+            assert refs[0]["uid"] == uid
+            assert refs[0]["controller"] is True
+        else:
+            assert items == [], kind
+    assert obj["status"]["readyReplicas"] == obj["status"]["desiredReplicas"] >= 1
+    assert condition(obj, "Valid")["status"] == "True"
+    table = cluster.kubectl("get", "llmd", name, "-n", namespace).stdout
+    header, row = table.splitlines()[:2]
+    assert header.split()[:5] == ["NAME", "READY", "REPLICAS", "DESIRED", "GPU"]
+    assert row.split()[1] == "True"
+    assert row.split()[2] == str(obj["status"]["readyReplicas"])
+    reasons = {e["reason"] for e in events(cluster, name, namespace)}
+    assert {"Created", "Ready"} <= reasons
+
+
+@pytest.mark.parametrize("case", [c for c in INVALID if c.where == "schema"], ids=lambda c: c.id)
+def test_schema_refuses_invalid_manifests_with_a_readable_message(
+    cluster: lc.LocalCluster, crd: None, namespace: str, case: Bad
+) -> None:
+    out = apply(cluster, case.manifest("bad"), namespace, check=False)
+    assert out.returncode != 0
+    assert case.expect in out.stderr, out.stderr
+    assert get_json(cluster, "llmd", "bad", "-n", namespace) is None
+
+
+def test_operator_marks_invalid_and_keeps_reconciling_others(
+    cluster: lc.LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    bad = [c for c in INVALID if c.where == "operator"]
+    for i, case in enumerate(bad):
+        apply(cluster, case.manifest(f"bad-{i}"), namespace)
+    apply(cluster, base("good"), namespace)
+    for i, case in enumerate(bad):
+        obj = wait_for(
+            lambda i=i: (
+                (o := llmd(cluster, f"bad-{i}", namespace))
+                and condition(o, "Valid").get("status") == "False"
+                and o
+            ),
+            60,
+            what=f"bad-{i} Valid=False",
+        )
+        assert case.expect in condition(obj, "Valid")["message"]
+        assert obj["status"]["phase"] == "Invalid"
+        evs = events(cluster, f"bad-{i}", namespace)
+        assert any(e["reason"] == "Invalid" and case.expect in e["message"] for e in evs)
+        assert get_json(cluster, "deployment", f"bad-{i}", "-n", namespace) is None
+    wait_ready(cluster, "good", namespace)
+    assert operator.proc is not None
+    assert operator.proc.poll() is None
+
+
+def test_generation_change_updates_config_map_without_rolling(
+    cluster: lc.LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    apply(cluster, base("gen"), namespace)
+    wait_ready(cluster, "gen", namespace)
+    before = get_json(cluster, "deployment", "gen", "-n", namespace)
+    cluster.kubectl(
+        "patch",
+        "llmd",
+        "gen",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"generation": {"temperature": 1.2}}}),
+    )
+    wait_for(
+        lambda: (
+            "temperature: 1.2"
+            in get_json(cluster, "configmap", "gen-gateway", "-n", namespace)["data"][
+                "gateway.yaml"
+            ]
+        ),
+        60,
+        what="the ConfigMap to carry the new temperature",
+    )
+    wait_for(
+        lambda: llmd(cluster, "gen", namespace)["status"].get("observedGeneration") == 2,
+        30,
+        what="observedGeneration 2",
+    )
+    after = get_json(cluster, "deployment", "gen", "-n", namespace)
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["spec"]["template"] == before["spec"]["template"]
+
+
+def test_quantization_change_rolls_the_deployment(
+    cluster: lc.LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    apply(cluster, base("roll"), namespace)
+    wait_ready(cluster, "roll", namespace)
+    before = get_json(cluster, "deployment", "roll", "-n", namespace)
+    cluster.kubectl(
+        "patch",
+        "llmd",
+        "roll",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"quantization": {"mode": "fp8"}}}),
+    )
+
+    def rolled() -> Any:
+        d = get_json(cluster, "deployment", "roll", "-n", namespace)
+        args = d["spec"]["template"]["spec"]["containers"][0]["args"]
+        return (
+            d["metadata"]["generation"] > before["metadata"]["generation"] and "fp8" in args and d
+        )
+
+    wait_for(rolled, 60, what="the pod template to carry --quantization fp8")
+    rs = children(cluster, namespace, "replicaset")
+    assert len(rs) >= 2  # a new ReplicaSet: the pods roll
+    wait_for(
+        lambda: (
+            (d := get_json(cluster, "deployment", "roll", "-n", namespace))
+            and d["status"].get("updatedReplicas") == 1
+            and d["status"].get("readyReplicas") == 1
+        ),
+        90,
+        what="the rollout to finish",
+    )
+
+
+def test_deleting_the_llmdeployment_removes_every_child(
+    cluster: lc.LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    apply(cluster, base("gone", replicas=2), namespace)
+    wait_ready(cluster, "gone", namespace)
+    assert children(cluster, namespace, "poddisruptionbudget")
+    cluster.kubectl("delete", "llmd", "gone", "-n", namespace)
+    for kind in (*CHILD_KINDS, "pods"):
+        wait_for(
+            lambda kind=kind: children(cluster, namespace, kind) == [],
+            90,
+            what=f"{kind} to be garbage-collected",
+        )
+
+
+def test_scale_subresource_when_autoscaling_is_off(
+    cluster: lc.LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    apply(cluster, base("scaled"), namespace)
+    wait_ready(cluster, "scaled", namespace)
+    cluster.kubectl("scale", "llmd/scaled", "-n", namespace, "--replicas=3")
+    wait_for(
+        lambda: get_json(cluster, "deployment", "scaled", "-n", namespace)["spec"]["replicas"] == 3,
+        60,
+        what="the Deployment to ask for 3",
+    )
+    obj = wait_ready(cluster, "scaled", namespace)
+    wait_for(
+        lambda: llmd(cluster, "scaled", namespace)["status"].get("readyReplicas") == 3,
+        90,
+        what="3 ready replicas",
+    )
+    scale = json.loads(
+        cluster.kubectl(
+            "get",
+            "--raw",
+            f"/apis/llmops.dev/v1alpha1/namespaces/{namespace}/llmdeployments/scaled/scale",
+        ).stdout
+    )
+    assert scale["spec"]["replicas"] == 3
+    assert scale["status"]["selector"] == obj["status"]["selector"]
+
+
+def test_unschedulable_pods_surface_as_condition_and_event(
+    cluster: lc.LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    m = base("greedy")
+    m["spec"]["resources"]["gpu"]["count"] = 8  # nodes have 4 GPUs each
+    apply(cluster, m, namespace)
+
+    def limited() -> Any:
+        o = llmd(cluster, "greedy", namespace)
+        return condition(o, "Progressing").get("reason") == "InsufficientGPU" and o
+
+    obj = wait_for(limited, 60, what="Progressing=False InsufficientGPU")
+    assert "Insufficient nvidia.com/gpu" in condition(obj, "Progressing")["message"]
+    assert obj["status"]["phase"] == "Pending"
+    assert any(e["reason"] == "InsufficientGPU" for e in events(cluster, "greedy", namespace))
+
+
+def test_killed_mid_reconcile_converges_without_duplicates(
+    cluster: lc.LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    names = [f"crash-{i}" for i in range(5)]
+    apply(cluster, [base(n, replicas=1) for n in names], namespace)
+    wait_for(
+        lambda: children(cluster, namespace, "configmap"), 30, what="the first child to appear"
+    )
+    operator.kill()  # SIGKILL, in the middle of the batch
+    partial = len(children(cluster, namespace, "deployment"))
+    operator.start()
+    for n in names:
+        wait_ready(cluster, n, namespace, timeout=120)
+    for kind in ("deployment", "service", "configmap", "networkpolicy"):
+        items = children(cluster, namespace, kind)
+        assert sorted(i["metadata"]["name"] for i in items) == sorted(
+            f"{n}-gateway" if kind == "configmap" else n for n in names
+        ), kind
+    assert partial <= len(names)
