@@ -93,6 +93,21 @@ def run(
     )
 
 
+@main.command()
+@click.option(
+    "--start-delay",
+    default=20.0,
+    show_default=True,
+    help="Simulated cold start of a replica, in seconds.",
+)
+def demo(start_delay: float) -> None:
+    """Run the operator on a local control plane with simulated GPU nodes."""
+    from llm_operator.demo import run_demo
+
+    result = run_demo(start_delay=start_delay)
+    click.echo(f"demo finished in {result.elapsed:.0f}s: {len(result.ready)} LLMDeployments Ready")
+
+
 @main.group()
 def cluster() -> None:
     """The local control plane with simulated GPU nodes."""
