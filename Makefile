@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools test unit lint crds manifests demo cluster-up cluster-down clean
+.PHONY: all venv tools deps test unit lint crds manifests demo cluster-up cluster-down clean
 
 all: test
 
@@ -23,12 +23,15 @@ venv: $(STAMP)
 tools:
 	bash hack/install-tools.sh
 
+deps:
+	bash hack/install-deps.sh
+
 lint: venv
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests hack
+	$(VENV)/bin/ruff format --check operator tests hack
 	$(VENV)/bin/mypy
 
-test: venv tools lint
+test: venv tools deps lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 unit: venv
@@ -37,7 +40,7 @@ unit: venv
 crds: venv
 	$(VENV)/bin/llm-operator crd
 
-demo: venv tools
+demo: venv tools deps
 	$(VENV)/bin/llm-operator demo
 
 cluster-up: venv tools

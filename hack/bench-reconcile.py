@@ -30,11 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def manifest(name: str) -> dict[str, object]:
     return {
-        "apiVersion": "llmops.dev/v1alpha1", "kind": "LLMDeployment",
+        "apiVersion": "llmops.dev/v1alpha1",
+        "kind": "LLMDeployment",
         "metadata": {"name": name, "namespace": "bench"},
-        "spec": {"model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct",
-                           "parametersBillions": 8},
-                 "generation": {"temperature": 0.7}, "replicas": 1},
+        "spec": {
+            "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct", "parametersBillions": 8},
+            "generation": {"temperature": 0.7},
+            "replicas": 1,
+        },
     }
 
 
@@ -51,8 +54,9 @@ def main() -> None:
     ap.add_argument("--total-objects", type=int, default=200)
     args = ap.parse_args()
     nodes = (args.total_objects + 7) // 8 + 1
-    cluster = lc.LocalCluster(bin_dir=lc.find_bin_dir(), nodes=nodes, gpus_per_node=8,
-                              start_delay_seconds=2)
+    cluster = lc.LocalCluster(
+        bin_dir=lc.find_bin_dir(), nodes=nodes, gpus_per_node=8, start_delay_seconds=2
+    )
     t = time.monotonic()
     cluster.start()
     print(f"control plane with {nodes} GPU nodes up in {time.monotonic() - t:.1f}s")
@@ -60,9 +64,13 @@ def main() -> None:
     cluster.kubectl("wait", "--for=condition=Established", "crd/llmdeployments.llmops.dev")
     cluster.kubectl("create", "namespace", "bench")
     exe = Path(sys.executable).parent / "llm-operator"
-    op = subprocess.Popen([str(exe), "run", "--liveness", ""], env=cluster.env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          start_new_session=True)
+    op = subprocess.Popen(
+        [str(exe), "run", "--liveness", ""],
+        env=cluster.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         config.load_kube_config(str(cluster.kubeconfig))
         apps = client.AppsV1Api()
@@ -84,16 +92,19 @@ def main() -> None:
         for i in range(args.latency_objects):
             name = f"lat-{i:03d}"
             applied[name] = time.monotonic()
-            custom.create_namespaced_custom_object("llmops.dev", "v1alpha1", "bench",
-                                                   "llmdeployments", manifest(name))
+            custom.create_namespaced_custom_object(
+                "llmops.dev", "v1alpha1", "bench", "llmdeployments", manifest(name)
+            )
             deadline = time.monotonic() + 30
             while name not in seen and time.monotonic() < deadline:
                 time.sleep(0.005)
         lat = sorted((seen[n] - applied[n]) * 1000 for n in applied if n in seen)
         p50 = statistics.median(lat)
         p95 = lat[int(0.95 * (len(lat) - 1))]
-        print(f"apply-to-Deployment latency over {len(lat)} objects (one at a time): "
-              f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {lat[-1]:.0f} ms")
+        print(
+            f"apply-to-Deployment latency over {len(lat)} objects (one at a time): "
+            f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {lat[-1]:.0f} ms"
+        )
         rest = [f"mem-{i:03d}" for i in range(args.total_objects - args.latency_objects)]
         t = time.monotonic()
         docs = [manifest(n) for n in rest]
@@ -101,17 +112,24 @@ def main() -> None:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             ready = sum(
-                1 for o in custom.list_namespaced_custom_object(
-                    "llmops.dev", "v1alpha1", "bench", "llmdeployments")["items"]
-                if o.get("status", {}).get("phase") == "Ready")
+                1
+                for o in custom.list_namespaced_custom_object(
+                    "llmops.dev", "v1alpha1", "bench", "llmdeployments"
+                )["items"]
+                if o.get("status", {}).get("phase") == "Ready"
+            )
             if ready >= args.total_objects:
                 break
             time.sleep(2)
-        print(f"{args.total_objects} LLMDeployments Ready ({len(rest)} applied in one batch, "
-              f"all Ready {time.monotonic() - t:.0f}s later)")
+        print(
+            f"{args.total_objects} LLMDeployments Ready ({len(rest)} applied in one batch, "
+            f"all Ready {time.monotonic() - t:.0f}s later)"
+        )
         time.sleep(10)
-        print(f"operator resident memory with {args.total_objects} LLMDeployments: "
-              f"{rss_mib(op.pid):.0f} MiB")
+        print(
+            f"operator resident memory with {args.total_objects} LLMDeployments: "
+            f"{rss_mib(op.pid):.0f} MiB"
+        )
         stop.set()
     finally:
         os.killpg(op.pid, signal.SIGTERM)

@@ -109,6 +109,54 @@ def demo(start_delay: float) -> None:
 
 
 @main.group()
+def sim() -> None:
+    """Simulators."""
+
+
+@sim.command("engine")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--engine", type=click.Choice(["vllm", "tgi"]), default="vllm", show_default=True)
+@click.option("--gpu", type=click.Choice(["h100", "a100"]), default="h100", show_default=True)
+@click.option("--served-name", default="sim-model", show_default=True)
+@click.option("--language", default="en", show_default=True)
+@click.option("--speed", default=1.0, show_default=True, help="Time compression factor.")
+@click.option("--legacy-metric-names", is_flag=True, help="vLLM's older metric names.")
+def sim_engine(
+    host: str,
+    port: int,
+    engine: str,
+    gpu: str,
+    served_name: str,
+    language: str,
+    speed: float,
+    legacy_metric_names: bool,
+) -> None:
+    """Run the engine simulator (OpenAI API, vLLM or TGI metric names)."""
+    import asyncio
+
+    from llm_operator.sim.engine import EngineSim, serve
+    from llm_operator.sim.model import model_for
+
+    async def run() -> None:
+        engine_sim = EngineSim(
+            model=model_for(gpu),
+            engine=engine,
+            served_name=served_name,
+            language=language,
+            speed=speed,
+            legacy_names=legacy_metric_names,
+        )
+        runner = await serve(engine_sim, host, port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(run())
+
+
+@main.group()
 def cluster() -> None:
     """The local control plane with simulated GPU nodes."""
 

@@ -1,0 +1,124 @@
+"""The gateway's micro-metrics: one set of names for every engine (the autoscaler reads these).
+
+Names are the single source of truth for the dashboards, alert rules and autoscaler signals.
+Labels never carry an API key, only its id (the file name it was mounted under).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PREFIX = "llm_gateway"
+TTFT = f"{PREFIX}_time_to_first_token_seconds"
+ITL = f"{PREFIX}_inter_token_latency_seconds"
+E2E = f"{PREFIX}_e2e_request_latency_seconds"
+REQUESTS = f"{PREFIX}_requests"  # exposed as ..._requests_total
+IN_FLIGHT = f"{PREFIX}_requests_in_flight"
+PROMPT_TOKENS = f"{PREFIX}_prompt_tokens"
+COMPLETION_TOKENS = f"{PREFIX}_completion_tokens"
+TRUNCATED = f"{PREFIX}_truncated_responses"
+EMPTY = f"{PREFIX}_empty_responses"
+LANGUAGE_CHECKED = f"{PREFIX}_language_checks"
+LANGUAGE_MISMATCH = f"{PREFIX}_language_mismatches"
+PII = f"{PREFIX}_pii_detections"
+
+OUTCOMES = (
+    "ok",
+    "bad_request",
+    "auth",
+    "rate_limited",
+    "timeout",
+    "upstream_error",
+    "blocked",
+    "cancelled",
+)
+LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+)
+ITL_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.025,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    1.0,
+)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.ttft = Histogram(
+            TTFT, "Time to first token", ["model"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.itl = Histogram(
+            ITL, "Time between streamed tokens", ["model"], buckets=ITL_BUCKETS, registry=r
+        )
+        self.e2e = Histogram(
+            E2E, "Request latency, end to end", ["model"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.requests = Counter(
+            REQUESTS, "Requests by outcome", ["model", "key_id", "outcome"], registry=r
+        )
+        self.in_flight = Gauge(IN_FLIGHT, "Requests being served", ["model"], registry=r)
+        self.prompt_tokens = Counter(
+            PROMPT_TOKENS, "Prompt tokens", ["model", "key_id"], registry=r
+        )
+        self.completion_tokens = Counter(
+            COMPLETION_TOKENS, "Completion tokens", ["model", "key_id"], registry=r
+        )
+        self.truncated = Counter(
+            TRUNCATED,
+            "Answers cut by the token limit (finish_reason length)",
+            ["model"],
+            registry=r,
+        )
+        self.empty = Counter(EMPTY, "Answers with no content", ["model"], registry=r)
+        self.lang_checked = Counter(
+            LANGUAGE_CHECKED,
+            "Answers whose language was checked",
+            ["model", "expected"],
+            registry=r,
+        )
+        self.lang_mismatch = Counter(
+            LANGUAGE_MISMATCH,
+            "Answers not in the expected language",
+            ["model", "expected", "detected"],
+            registry=r,
+        )
+        self.pii = Counter(
+            PII, "Confidential data found", ["model", "type", "where", "action"], registry=r
+        )

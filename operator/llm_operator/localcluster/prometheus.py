@@ -1,0 +1,140 @@
+"""A real Prometheus (Debian's package) on loopback, scraping targets from a file_sd file.
+
+Used by the metrics tests, the autoscaler tests and the demo. Targets can change while it runs
+(``set_targets``): Prometheus re-reads the file on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llm_operator.localcluster import free_port
+
+
+class PrometheusError(RuntimeError):
+    pass
+
+
+def find_prometheus() -> str | None:
+    return shutil.which("prometheus") or (
+        "/usr/bin/prometheus" if os.access("/usr/bin/prometheus", os.X_OK) else None
+    )
+
+
+@dataclass
+class LocalPrometheus:
+    scrape_interval: float = 1.0
+    workdir: Path | None = None
+    port: int = 0
+    binary: str | None = None
+    _proc: subprocess.Popen[bytes] | None = None
+    _owns: bool = False
+    targets: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "prometheus.log"
+
+    def start(self) -> None:
+        self.binary = self.binary or find_prometheus()
+        if not self.binary:
+            raise PrometheusError("prometheus is not installed (apt-get install prometheus)")
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="llmop-prom-"))
+            self._owns = True
+        self.port = self.port or free_port()
+        interval = f"{max(100, round(self.scrape_interval * 1000))}ms"  # no fractional seconds
+        cfg = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "scrape_configs": [
+                {
+                    "job_name": "llm",
+                    "scrape_interval": interval,
+                    "scrape_timeout": interval,
+                    "file_sd_configs": [
+                        {"files": [str(self.workdir / "targets.json")], "refresh_interval": "1s"}
+                    ],
+                }
+            ],
+        }
+        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(cfg))
+        self.set_targets(self.targets)
+        log = self.log.open("wb")
+        self._proc = subprocess.Popen(
+            [
+                self.binary,
+                f"--config.file={self.workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise PrometheusError("prometheus exited: " + self.log.read_text()[-2000:])
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise PrometheusError("prometheus not ready in 30 s: " + self.log.read_text()[-2000:])
+
+    def set_targets(self, targets: list[dict[str, Any]]) -> None:
+        """``targets``: [{"targets": ["127.0.0.1:8080"], "labels": {...}}, ...]."""
+        assert self.workdir is not None
+        self.targets = targets
+        tmp = self.workdir / "targets.json.tmp"
+        tmp.write_text(json.dumps(targets))
+        tmp.replace(self.workdir / "targets.json")
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(url, timeout=5) as r:
+            data = json.loads(r.read())
+        if data.get("status") != "success":
+            raise PrometheusError(f"{promql}: {data}")
+        return list(data["data"]["result"])
+
+    def scalar(self, promql: str) -> float | None:
+        result = self.query(promql)
+        return float(result[0]["value"][1]) if result else None
+
+    def up(self) -> dict[str, float]:
+        return {r["metric"]["instance"]: float(r["value"][1]) for r in self.query("up")}
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait(5)
+        self._proc = None
+        if self._owns and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)

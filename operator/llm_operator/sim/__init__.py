@@ -1,0 +1,1 @@
+"""Simulators: an engine simulator (real HTTP server) and the trace-driven replica model."""
