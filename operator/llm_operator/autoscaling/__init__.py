@@ -1,0 +1,1 @@
+"""Autoscaler: Prometheus signals, the pure policy, and the actuator."""

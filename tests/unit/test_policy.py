@@ -1,0 +1,332 @@
+"""Table tests for the scaling policy (pure): each row is a situation and what must happen."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from llm_operator.api.v1alpha1 import Autoscaling
+from llm_operator.autoscaling.policy import (
+    Decision,
+    History,
+    Replicas,
+    Signals,
+    decide,
+    remember,
+)
+
+NOW = 10_000.0
+PRICE = 4.25  # one H100 replica
+
+
+def spec(**kw: Any) -> Autoscaling:
+    base: dict[str, Any] = {"enabled": True, "minReplicas": 1, "maxReplicas": 10}
+    for key, value in kw.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key].update(value)
+        else:
+            base[key] = value
+    return Autoscaling.model_validate(base)
+
+
+def sig(**kw: Any) -> Signals:
+    return Signals(at=kw.pop("at", NOW - 5), **kw)
+
+
+OK = {"ttft_p95": 0.2, "itl_p95": 0.02, "queue": 0.0, "kv_usage": 0.3}
+
+
+@dataclass
+class Case:
+    id: str
+    signals: Signals | None
+    replicas: Replicas
+    desired: int
+    spec: Autoscaling = field(default_factory=spec)
+    history: History = field(default_factory=History)
+    limit: str | None = None
+    hold: bool = False
+    reason_has: tuple[str, ...] = ()
+
+
+def old(recs: list[int], spacing: float = 30.0) -> History:
+    """History whose recommendations end just before NOW."""
+    return History(
+        recommendations=tuple((NOW - spacing * (len(recs) - i), r) for i, r in enumerate(recs))
+    )
+
+
+CASES = [
+    Case(
+        "ttft-breach-scales-up",
+        sig(ttft_p95=1.8, itl_p95=0.03, queue=4, kv_usage=0.5),
+        Replicas(2, 2),
+        4,
+        reason_has=("2 -> 4", "TTFT p95 1.8 s vs target 500 ms"),
+    ),
+    Case(
+        "itl-breach-scales-up",
+        sig(ttft_p95=0.3, itl_p95=0.08, queue=0, kv_usage=0.6),
+        Replicas(3, 3),
+        5,
+        reason_has=("ITL p95 80 ms",),
+    ),
+    Case(
+        "queue-breach-scales-up",
+        sig(ttft_p95=0.4, itl_p95=0.03, queue=30, kv_usage=0.5),
+        Replicas(2, 2),
+        4,
+        reason_has=("queue 15.0/replica",),
+    ),
+    Case(
+        "kv-saturation-scales-up",
+        sig(ttft_p95=0.3, itl_p95=0.03, queue=0, kv_usage=0.97),
+        Replicas(4, 4),
+        5,
+        reason_has=("KV cache 97%",),
+    ),
+    Case(
+        "burst-capped-at-x2-per-decision",
+        sig(ttft_p95=9.0, queue=200, kv_usage=0.9),
+        Replicas(2, 2),
+        4,
+    ),
+    Case(
+        "within-tolerance-holds",
+        sig(ttft_p95=0.54, itl_p95=0.03, queue=2, kv_usage=0.5),
+        Replicas(3, 3),
+        3,
+    ),
+    Case(
+        "max-replicas-caps",
+        sig(ttft_p95=2.0, queue=50, kv_usage=0.9),
+        Replicas(8, 8),
+        10,
+        limit="maxReplicas",
+        reason_has=("limited by maxReplicas",),
+    ),
+    Case(
+        "budget-caps",
+        sig(ttft_p95=2.0, queue=50, kv_usage=0.9),
+        Replicas(3, 3),
+        4,
+        spec=spec(cost={"maxHourlyCost": 18.0}),
+        limit="budget",
+    ),
+    Case(
+        "step-caps",
+        sig(ttft_p95=4.0, queue=80, kv_usage=0.9),
+        Replicas(6, 6),
+        8,
+        spec=spec(behavior={"maxScaleUpStep": 2}),
+        limit="step",
+    ),
+    Case("missing-data-holds", None, Replicas(3, 3), 3, hold=True, reason_has=("no metrics",)),
+    Case("empty-series-holds", sig(), Replicas(3, 3), 3, hold=True),
+    Case(
+        "stale-data-holds",
+        sig(at=NOW - 300, ttft_p95=3.0),
+        Replicas(3, 3),
+        3,
+        hold=True,
+        reason_has=("300 s old",),
+    ),
+    Case(
+        "loading-replicas-are-not-stacked",
+        sig(ttft_p95=1.2, queue=20, kv_usage=0.7),
+        Replicas(4, 2),
+        4,
+        reason_has=("2 replica(s) still loading",),
+    ),
+    Case(
+        "loading-but-still-short-adds-the-difference",
+        sig(ttft_p95=3.0, queue=40, kv_usage=0.9),
+        Replicas(3, 2),
+        4,
+    ),
+    Case(
+        "unschedulable-stops-asking",
+        sig(ttft_p95=2.0, queue=30, kv_usage=0.9),
+        Replicas(4, 3, unschedulable=1),
+        4,
+        limit="capacity",
+    ),
+    Case(
+        "idle-scales-down-one-step",
+        sig(ttft_p95=0.1, itl_p95=0.01, queue=0, kv_usage=0.05),
+        Replicas(5, 5),
+        4,
+    ),
+    Case(
+        "idle-scale-down-waits-for-the-window",
+        sig(**OK),
+        Replicas(5, 5),
+        5,
+        history=old([5, 5, 5]),
+        limit="stabilization",
+    ),
+    Case(
+        "idle-after-the-window-goes-down",
+        sig(**OK),
+        Replicas(5, 5),
+        4,
+        history=History(recommendations=((NOW - 400, 5),)),
+    ),
+    Case(
+        "min-replicas-floor",
+        sig(ttft_p95=0.05, queue=0, kv_usage=0.0),
+        Replicas(2, 2),
+        2,
+        spec=spec(minReplicas=2),
+        limit="minReplicas",
+    ),
+    Case(
+        "scale-down-step-of-two",
+        sig(ttft_p95=0.05, queue=0, kv_usage=0.01),
+        Replicas(8, 8),
+        6,
+        spec=spec(behavior={"maxScaleDownStep": 2}),
+        limit="step",
+    ),
+    Case(
+        "not-down-when-latency-near-target",
+        sig(ttft_p95=0.45, queue=0, kv_usage=0.05),
+        Replicas(4, 4),
+        4,
+    ),
+    Case(
+        "cost-target-trims-while-slo-holds",
+        sig(ttft_p95=0.2, itl_p95=0.02, queue=0, kv_usage=0.8, tokens_per_second=1000),
+        Replicas(6, 6),
+        5,
+        spec=spec(cost={"targetCostPerMillionTokens": 6.0}),
+        limit="cost",
+    ),
+    Case(
+        "cost-target-ignored-during-breach",
+        sig(ttft_p95=1.5, queue=20, kv_usage=0.9, tokens_per_second=1000),
+        Replicas(3, 3),
+        6,
+        spec=spec(cost={"targetCostPerMillionTokens": 1.0}),
+    ),
+    Case(
+        "throughput-target-scales",
+        sig(ttft_p95=0.3, queue=0, kv_usage=0.5, tokens_per_second=9000),
+        Replicas(3, 3),
+        5,
+        spec=spec(targets={"tokensPerSecondPerReplica": 2000}),
+        reason_has=("3000 tokens/s per replica",),
+    ),
+    Case(
+        "rising-trend-scales-ahead",
+        sig(ttft_p95=0.3, itl_p95=0.03, queue=1, kv_usage=0.7, tokens_per_second=3000),
+        Replicas(3, 3),
+        4,
+        history=History(demand=tuple((NOW - 120 + 20 * i, 1800.0 + 200 * i) for i in range(6))),
+        reason_has=("demand rising",),
+    ),
+    Case(
+        "flat-trend-does-not",
+        sig(ttft_p95=0.3, itl_p95=0.03, queue=1, kv_usage=0.7, tokens_per_second=3000),
+        Replicas(3, 3),
+        3,
+        history=History(demand=tuple((NOW - 120 + 20 * i, 3000.0) for i in range(6))),
+    ),
+    Case(
+        "scale-up-stabilization-waits",
+        sig(ttft_p95=1.5, queue=20, kv_usage=0.9),
+        Replicas(3, 3),
+        3,
+        spec=spec(behavior={"scaleUpStabilizationSeconds": 60}),
+        history=old([3, 3], spacing=20),
+        limit="stabilization",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_policy_table(case: Case) -> None:
+    d = decide(
+        case.signals,
+        case.replicas,
+        case.spec,
+        price_per_replica_hour=PRICE,
+        now=NOW,
+        history=case.history,
+    )
+    assert d.desired == case.desired, d.reason
+    assert d.hold == case.hold
+    if case.limit is not None:
+        assert d.limit == case.limit, d.reason
+    for fragment in case.reason_has:
+        assert fragment in d.reason
+
+
+def test_there_are_at_least_25_cases() -> None:
+    assert len(CASES) >= 25
+
+
+def run_series(
+    values: list[dict[str, float]], start: int, s: Autoscaling | None = None, step: float = 15.0
+) -> list[int]:
+    """Feed a series of signals through decide/remember, applying each decision."""
+    s = s or spec()
+    history = History()
+    current = start
+    out = []
+    for i, v in enumerate(values):
+        now = NOW + i * step
+        d: Decision = decide(
+            Signals(at=now - 1, **v),
+            Replicas(current, current),
+            s,
+            price_per_replica_hour=PRICE,
+            now=now,
+            history=history,
+        )
+        history = remember(history, d, now, v.get("tokens_per_second"))
+        current = d.desired
+        out.append(current)
+    return out
+
+
+def test_noisy_input_around_target_does_not_flap() -> None:
+    noisy = [
+        {"ttft_p95": 0.5 * (1 + 0.08 * (-1) ** i), "queue": 2.0 * 4, "kv_usage": 0.55}
+        for i in range(40)
+    ]
+    path = run_series(noisy, start=4)
+    assert set(path) == {4}
+
+
+def test_alternating_burst_and_quiet_does_not_reverse_within_the_window() -> None:
+    series = []
+    for i in range(40):
+        quiet = (i // 4) % 2 == 1
+        series.append(
+            {
+                "ttft_p95": 0.1 if quiet else 1.0,
+                "queue": 0 if quiet else 30,
+                "kv_usage": 0.1 if quiet else 0.9,
+            }
+        )
+    path = run_series(series, start=2)
+    reversals = sum(
+        1 for a, b, c in zip(path, path[1:], path[2:], strict=False) if (b - a) * (c - b) < 0
+    )
+    assert max(path) > 2  # it did react to the bursts
+    assert reversals == 0  # and never went down within 300 s of going up
+
+
+def test_idle_goes_down_only_after_the_window_then_one_step_at_a_time() -> None:
+    idle = [{"ttft_p95": 0.05, "itl_p95": 0.01, "queue": 0, "kv_usage": 0.02}] * 40
+    hot = [{"ttft_p95": 1.0, "queue": 40, "kv_usage": 0.9}]
+    path = run_series(hot + idle, start=4)
+    assert path[0] == 8
+    first_down = next(i for i, n in enumerate(path) if n < 8)
+    assert first_down * 15 >= 300
+    assert all(a - b <= 1 for a, b in itertools.pairwise(path))
+    assert path[-1] < 8
