@@ -74,7 +74,7 @@ if [ "$(missing kube-apiserver kube-controller-manager kube-scheduler kubectl)" 
   for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     [ -x "$bin/$b" ] || pkgs+=("k8s.io/kubernetes/cmd/$b")
   done
-  log "building ${pkgs[*]} ($k8s_version); a cold build takes 15-25 minutes on 2 cores"
+  log "building ${pkgs[*]} ($k8s_version); a cold build takes about 13 minutes on 2 cores"
   go_build "$tools/kubernetes" "$tmp" "$ld" "${pkgs[@]}"
   for f in "$tmp"/*; do mv "$f" "$bin/"; built+=("$(basename "$f")"); done
   rmdir "$tmp"

@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,9 @@ from llm_operator.gateway.policy import (
 
 log = logging.getLogger("llm_gateway")
 LANGUAGE_PREFIX_CHARS = 300
+# Cheap byte tests on SSE events (compact or spaced JSON), so most events are never parsed.
+TEXT_RE = re.compile(rb'"(?:content|text)":\s*"(?!")')
+FINISH_RE = re.compile(rb'"finish_reason":\s*"')
 RETRY_AFTER_ENGINE_DOWN = "5"
 
 
@@ -129,11 +133,17 @@ class Gateway:
         if self.config_path is None:
             assert self.initial is not None
             self.snapshot = Snapshot(self.initial, _load_keys(self.initial.api_keys_dir))
+            self.metrics.initialize(self.initial.model, self._key_ids())
             return
         data = yaml.safe_load(self.config_path.read_text()) or {}
         cfg = GatewayConfig.model_validate(data)
         self.snapshot = Snapshot(cfg, _load_keys(cfg.api_keys_dir))
         self._signature = _signature(self.config_path, cfg.api_keys_dir)
+        self.metrics.initialize(cfg.model, self._key_ids())
+
+    def _key_ids(self) -> list[str]:
+        assert self.snapshot is not None
+        return list(self.snapshot.keys) or ["anonymous", "none"]
 
     def maybe_reload(self) -> bool:
         if self.config_path is None or self.snapshot is None:
@@ -517,52 +527,77 @@ class Gateway:
         expected: str | None,
         t0: float,
     ) -> None:
-        """Forward SSE events as they arrive; measure TTFT and the gaps between tokens."""
+        """Forward SSE bytes as they arrive; measure TTFT and the gaps between tokens.
+
+        The hot path writes each upstream read straight through and parses an event's JSON
+        only when it must: while the answer's first characters are collected for the language
+        check, for the whole answer in ``flag`` mode, and for events carrying usage or a
+        finish reason. ``redact`` and ``block`` rewrite events, so they parse every event.
+        """
         model = cfg.model
+        ttft, itl = self.metrics.ttft.labels(model), self.metrics.itl.labels(model)
+        rewrite = cfg.pii in ("redact", "block")
+        keep_all = cfg.pii != "off"
         parts: list[str] = []
+        collected = 0
         finish: str | None = None
         last: float | None = None
         tokens = 0
         usage: dict[str, Any] = {}
         buf = b""
         async for chunk in upstream.content.iter_any():
+            now = time.monotonic()
+            if not rewrite:
+                await out.write(chunk)
             buf += chunk
             while b"\n\n" in buf:
                 event, buf = buf.split(b"\n\n", 1)
-                line = event.decode(errors="replace")
-                payload = line[5:].strip() if line.startswith("data:") else ""
-                if payload and payload != "[DONE]":
+                if not event.startswith(b"data:") or event.endswith(b"[DONE]"):
+                    if rewrite:
+                        await out.write(event + b"\n\n")
+                    continue
+                has_text = TEXT_RE.search(event) is not None
+                if has_text:
+                    if last is None:
+                        ttft.observe(now - t0)
+                    else:
+                        itl.observe(now - last)
+                    last = now
+                    tokens += 1
+                need_json = (
+                    rewrite
+                    or keep_all
+                    or b'"usage"' in event
+                    or (FINISH_RE.search(event) is not None)
+                    or (has_text and collected < LANGUAGE_PREFIX_CHARS)
+                )
+                if need_json:
                     try:
-                        data = json.loads(payload)
+                        data = json.loads(event[5:])
                     except ValueError:
                         data = {}
                     usage = data.get("usage") or usage
                     for ch in data.get("choices") or []:
+                        finish = ch.get("finish_reason") or finish
                         delta = ch.get("delta") or {}
                         text = delta.get("content") if "delta" in ch else ch.get("text")
-                        finish = ch.get("finish_reason") or finish
-                        if text:
-                            now = time.monotonic()
-                            if last is None:
-                                self.metrics.ttft.labels(model).observe(now - t0)
-                            else:
-                                self.metrics.itl.labels(model).observe(now - last)
-                            last = now
-                            tokens += 1
-                            if cfg.pii in ("redact", "block"):
-                                new, types = self._pii(cfg, text, "response")
-                                if types:
-                                    new = new if cfg.pii == "redact" else "[withheld]"
-                                    if "delta" in ch:
-                                        delta["content"] = new
-                                    else:
-                                        ch["text"] = new
-                                    event = f"data: {json.dumps(data)}".encode()
-                                parts.append(new)
-                            else:
-                                parts.append(text)
-                await out.write(event + b"\n\n")
-        if buf:
+                        if not text:
+                            continue
+                        if rewrite:
+                            new, types = self._pii(cfg, text, "response")
+                            if types:
+                                new = new if cfg.pii == "redact" else "[withheld]"
+                                if "delta" in ch:
+                                    delta["content"] = new
+                                else:
+                                    ch["text"] = new
+                                event = f"data: {json.dumps(data)}".encode()
+                            text = new
+                        parts.append(text)
+                        collected += len(text)
+                if rewrite:
+                    await out.write(event + b"\n\n")
+        if buf and rewrite:
             await out.write(buf)
         text = "".join(parts)
         if cfg.pii == "flag":
@@ -600,4 +635,9 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             await runner.cleanup()
 
-    asyncio.run(run())
+    try:  # uvloop roughly halves the event loop's cost per relayed event (docs/gateway.md)
+        import uvloop
+
+        uvloop.run(run())
+    except ImportError:
+        asyncio.run(run())

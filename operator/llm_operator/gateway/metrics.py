@@ -122,3 +122,17 @@ class GatewayMetrics:
         self.pii = Counter(
             PII, "Confidential data found", ["model", "type", "where", "action"], registry=r
         )
+
+    def initialize(self, model: str, key_ids: list[str]) -> None:
+        """Create every series at zero, so the first requests show up as an increase in
+        Prometheus' rate() (a series born at N is not an increase from 0)."""
+        for h in (self.ttft, self.itl, self.e2e):
+            h.labels(model)
+        self.in_flight.labels(model)
+        self.truncated.labels(model)
+        self.empty.labels(model)
+        for key_id in key_ids:
+            self.prompt_tokens.labels(model, key_id)
+            self.completion_tokens.labels(model, key_id)
+            for outcome in OUTCOMES:
+                self.requests.labels(model, key_id, outcome)

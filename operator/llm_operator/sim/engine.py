@@ -130,6 +130,18 @@ class EngineMetrics:
                 registry=r,
             )
             self.label = {}
+        if self.label:  # vLLM creates its labelled series at start-up, at zero
+            for m in (
+                self.running,
+                self.waiting,
+                self.kv,
+                self.ttft,
+                self.itl,
+                self.e2e,
+                self.gen,
+                self.prompt,
+            ):
+                m.labels(**self.label)
 
     def _l(self, m: Any) -> Any:
         return m.labels(**self.label) if self.label else m

@@ -1,0 +1,146 @@
+"""Signals for one LLMDeployment, read from Prometheus.
+
+Latency comes from the gateway's histograms when they exist (the same for every engine), else
+from the engine's own; queue, running and KV-cache use from the engine (vLLM's names, its older
+names, or TGI's); tokens/s from the gateway's or the engine's counters. Each signal is one
+PromQL expression whose alternatives are joined with ``or``, so a renamed metric falls back in
+Prometheus itself. An empty result is "no data" (None), never zero; NaN (a quantile over no
+requests) is no data too.
+
+Series are selected by ``namespace`` and ``llmops_dev_deployment`` — the label the
+ServiceMonitor copies from the pods' ``llmops.dev/deployment`` label (podTargetLabels).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from llm_operator.autoscaling.policy import Signals
+from llm_operator.gateway import metrics as gw
+
+DEPLOYMENT_LABEL = "llmops_dev_deployment"
+FRESHNESS_METRICS = (gw.IN_FLIGHT, "vllm:num_requests_waiting", "tgi_queue_size")
+
+
+class PrometheusUnavailable(Exception):
+    """Prometheus could not be queried (connection refused, timeout, HTTP error)."""
+
+
+class MetricsSource(Protocol):
+    def query(self, promql: str) -> list[dict[str, Any]]: ...
+
+
+class PrometheusSource:
+    """The real source, through prometheus-api-client."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        from prometheus_api_client import PrometheusConnect
+
+        self.url = url
+        self._prom = PrometheusConnect(url=url, disable_ssl=True)
+        self._timeout = timeout
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        try:
+            result = self._prom.custom_query(promql, params={"timeout": f"{self._timeout:g}s"})
+        except Exception as exc:  # the client raises requests' and its own errors
+            raise PrometheusUnavailable(f"{self.url}: {exc}") from exc
+        return list(result)
+
+
+def selector(namespace: str, name: str) -> str:
+    return f'namespace="{namespace}",{DEPLOYMENT_LABEL}="{name}"'
+
+
+def _quantile(metric: str, sel: str, window: str, q: float = 0.95) -> str:
+    return f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{{{sel}}}[{window}])))"
+
+
+def _first(*alternatives: str) -> str:
+    return " or ".join(f"({a})" for a in alternatives)
+
+
+def queries(namespace: str, name: str, window: str = "1m") -> dict[str, str]:
+    """PromQL per signal (gateway first, then vLLM, vLLM's older names, TGI)."""
+    s = selector(namespace, name)
+    return {
+        "ttft_p95": _first(
+            _quantile(gw.TTFT, s, window), _quantile("vllm:time_to_first_token_seconds", s, window)
+        ),
+        "itl_p95": _first(
+            _quantile(gw.ITL, s, window),
+            _quantile("vllm:inter_token_latency_seconds", s, window),
+            _quantile("vllm:time_per_output_token_seconds", s, window),
+            _quantile("tgi_request_mean_time_per_token_duration", s, window),
+        ),
+        "e2e_p95": _first(
+            _quantile(gw.E2E, s, window),
+            _quantile("vllm:e2e_request_latency_seconds", s, window),
+            _quantile("tgi_request_duration", s, window),
+        ),
+        "queue": _first(f"sum(vllm:num_requests_waiting{{{s}}})", f"sum(tgi_queue_size{{{s}}})"),
+        "running": _first(
+            f"sum(vllm:num_requests_running{{{s}}})",
+            f"sum(tgi_batch_current_size{{{s}}})",
+            f"sum({gw.IN_FLIGHT}{{{s}}})",
+        ),
+        "kv_usage": _first(
+            f"avg(vllm:kv_cache_usage_perc{{{s}}})", f"avg(vllm:gpu_cache_usage_perc{{{s}}})"
+        ),
+        "tokens_per_second": _first(
+            f"sum(rate({gw.COMPLETION_TOKENS}_total{{{s}}}[{window}]))",
+            f"sum(rate(vllm:generation_tokens_total{{{s}}}[{window}]))",
+        ),
+        "freshness": 'max(timestamp({__name__=~"' + "|".join(FRESHNESS_METRICS) + '",' + s + "}))",
+    }
+
+
+@dataclass(frozen=True)
+class SignalsResult:
+    signals: Signals | None
+    reason: str  # MetricsAvailable reason: Ok, PrometheusError, MetricsMissing, MetricsStale
+    message: str
+
+    @property
+    def available(self) -> bool:
+        return self.reason == "Ok"
+
+
+def _value(result: list[dict[str, Any]]) -> float | None:
+    if not result:
+        return None
+    v = float(result[0]["value"][1])
+    return None if math.isnan(v) or math.isinf(v) else v
+
+
+def read_signals(
+    source: MetricsSource,
+    namespace: str,
+    name: str,
+    *,
+    window: str = "1m",
+    max_age: float = 60.0,
+    now: float | None = None,
+) -> SignalsResult:
+    now = time.time() if now is None else now
+    try:
+        values = {k: _value(source.query(q)) for k, q in queries(namespace, name, window).items()}
+    except PrometheusUnavailable as exc:
+        return SignalsResult(None, "PrometheusError", f"Prometheus query failed: {exc}")
+    fresh = values.pop("freshness")
+    if fresh is None:
+        return SignalsResult(
+            None, "MetricsMissing", f"no series for {namespace}/{name} in Prometheus yet"
+        )
+    age = now - fresh
+    if age > max_age:
+        return SignalsResult(
+            None, "MetricsStale", f"newest sample for {namespace}/{name} is {age:.0f} s old"
+        )
+    signals = Signals(at=fresh, **values)
+    return SignalsResult(
+        signals, "Ok", "reading " + ", ".join(k for k, v in values.items() if v is not None)
+    )
