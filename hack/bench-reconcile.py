@@ -65,7 +65,7 @@ def main() -> None:
     cluster.kubectl("create", "namespace", "bench")
     exe = Path(sys.executable).parent / "llm-operator"
     op = subprocess.Popen(
-        [str(exe), "run", "--liveness", ""],
+        [str(exe), "run", "--liveness", "", "--metrics-port", "0"],
         env=cluster.env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -66,6 +66,12 @@ def crd(root: Path, check: bool) -> None:
     default=None,
     help="Peering name for running more than one replica (leader election).",
 )
+@click.option(
+    "--metrics-port",
+    default=8080,
+    show_default=True,
+    help="Port of the operator's own /metrics (0 to disable).",
+)
 @click.option("-v", "--verbose", is_flag=True)
 def run(
     config_path: str | None,
@@ -73,6 +79,7 @@ def run(
     namespaces: tuple[str, ...],
     liveness: str,
     peering: str | None,
+    metrics_port: int,
     verbose: bool,
 ) -> None:
     """Run the operator."""
@@ -89,7 +96,12 @@ def run(
     config = OperatorConfig.load(config_path)
     kube = Kube.connect(kubeconfig, field_manager=config.field_manager)
     operator.run(
-        config, kube, namespaces=list(namespaces), liveness=liveness or None, peering=peering
+        config,
+        kube,
+        namespaces=list(namespaces),
+        liveness=liveness or None,
+        peering=peering,
+        metrics_port=metrics_port or None,
     )
 
 

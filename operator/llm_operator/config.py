@@ -84,6 +84,10 @@ class OperatorConfig(ConfigModel):
     # Fraction of GPU memory the weights may take; the rest is KV cache and activations.
     weight_memory_fraction: Annotated[float, Field(gt=0, le=1)] = 0.9
     startup_budget_seconds: Annotated[int, Field(ge=60)] = 1800
+    # Expected time for a new replica to become ready (the autoscaler plans this far ahead).
+    cold_start_seconds: Annotated[float, Field(ge=0)] = 90.0
+    # Window of the rate() and histogram_quantile() queries the autoscaler runs.
+    metrics_window: str = Field(default="1m", pattern=r"^[0-9]+[smh]$")
     field_manager: str = "llm-operator"
 
     @classmethod

@@ -123,7 +123,7 @@ def run_demo(
         exe = Path(sys.executable).parent / "llm-operator"
         log = (work / "operator.log").open("wb")
         operator = subprocess.Popen(
-            [str(exe), "run", "--liveness", ""],
+            [str(exe), "run", "--liveness", "", "--metrics-port", "0"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=cluster.env(),

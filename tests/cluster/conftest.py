@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +70,58 @@ def namespace(cluster: lc.LocalCluster) -> Iterator[str]:
     )
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+class OperatorProcess:
+    """`llm-operator run` as a user runs it out of cluster, with its own log file."""
+
+    def __init__(
+        self,
+        cluster: lc.LocalCluster,
+        log: Path,
+        kubeconfig: Path | None = None,
+        config: Path | None = None,
+    ):
+        self.cluster, self.log_path = cluster, log
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
+        self.config = config
+        self.metrics_port = lc.free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = Path(sys.executable).parent / "llm-operator"
+        env = {**self.cluster.env(), "KUBECONFIG": str(self.kubeconfig)}
+        args = [
+            str(exe),
+            "run",
+            "--liveness",
+            f"http://127.0.0.1:{lc.free_port()}/healthz",
+            "--metrics-port",
+            str(self.metrics_port),
+        ]
+        if self.config:
+            args += ["--config", str(self.config)]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])

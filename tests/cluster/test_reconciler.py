@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,50 +11,12 @@ import pytest
 import yaml
 
 from llm_operator import localcluster as lc
-from llm_operator.localcluster import free_port
 from tests.cases import INVALID, Bad, base
-from tests.cluster.conftest import apply, get_json, wait_for
+from tests.cluster.conftest import OperatorProcess, apply, get_json, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((REPO / "manifests" / "samples").glob("*.yaml"))
 CHILD_KINDS = ("deployment", "service", "configmap", "networkpolicy", "poddisruptionbudget")
-
-
-class OperatorProcess:
-    """`llm-operator run` as a user runs it out of cluster, with its own log file."""
-
-    def __init__(self, cluster: lc.LocalCluster, log: Path, kubeconfig: Path | None = None):
-        self.cluster, self.log_path = cluster, log
-        self.kubeconfig = kubeconfig or cluster.kubeconfig
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        exe = Path(sys.executable).parent / "llm-operator"
-        env = {**self.cluster.env(), "KUBECONFIG": str(self.kubeconfig)}
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(exe), "run", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self, n: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
 
 @pytest.fixture(scope="module")

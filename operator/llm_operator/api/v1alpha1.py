@@ -257,7 +257,7 @@ class Gateway(ApiModel):
 class Targets(ApiModel):
     ttft_p95_seconds: Annotated[float | None, Field(gt=0)] = 0.5
     itl_p95_seconds: Annotated[float | None, Field(gt=0)] = 0.05
-    e2e_p95_seconds: Annotated[float | None, Field(gt=0)] = None
+    e2e_p95_seconds: Annotated[float | None, Field(gt=0, alias="e2eP95Seconds")] = None
     queue_per_replica: Annotated[float | None, Field(gt=0)] = 5.0
     tokens_per_second_per_replica: Annotated[float | None, Field(gt=0)] = None
 
@@ -391,7 +391,7 @@ class Condition(ApiModel):
 class Metrics(ApiModel):
     ttft_p95_seconds: float | None = None
     itl_p95_seconds: float | None = None
-    e2e_p95_seconds: float | None = None
+    e2e_p95_seconds: float | None = Field(default=None, alias="e2eP95Seconds")
     tokens_per_second: float | None = None
     queue_depth: float | None = None
     hourly_cost: float | None = None

@@ -203,6 +203,17 @@ class Kube:
             if exc.status != 404:  # deleted meanwhile: nothing left to report on
                 raise
 
+    def scale(self, namespace: str, name: str, replicas: int) -> None:
+        """Set the LLMDeployment's replicas through its /scale subresource."""
+        client.CustomObjectsApi(self.api).patch_namespaced_custom_object_scale(
+            group=GROUP,
+            version=VERSION,
+            namespace=namespace,
+            plural=PLURAL,
+            name=name,
+            body={"spec": {"replicas": replicas}},
+        )
+
     # ------------------------------------------------------------------ reads
     def get_llmd(self, namespace: str, name: str) -> Manifest | None:
         try:

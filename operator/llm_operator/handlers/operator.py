@@ -7,11 +7,14 @@ import logging
 from typing import Any
 
 import kopf
+from prometheus_client import start_http_server
 
 from llm_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from llm_operator.autoscaling.signals import PrometheusSource
 from llm_operator.builders.common import DEPLOYMENT_LABEL, MANAGED_BY
 from llm_operator.config import OperatorConfig
 from llm_operator.handlers import reconcile as rec
+from llm_operator.handlers.autoscaler import Autoscaler
 from llm_operator.handlers.kube import Kube
 
 OWNED: dict[str, Any] = {
@@ -31,6 +34,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 8
     settings.peering.standalone = memo.get("peering") is None
+    if memo.get("metrics_port"):
+        start_http_server(memo["metrics_port"], registry=memo["autoscaler"].metrics.registry)
     if memo.get("peering"):
         settings.peering.name = memo["peering"]
         settings.peering.mandatory = True
@@ -51,6 +56,25 @@ def _config(memo: kopf.Memo) -> OperatorConfig:
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     rec.reconcile(_kube(memo), _config(memo), dict(body))
+
+
+def _autoscaling_enabled(spec: kopf.Spec, **_: Any) -> bool:
+    return bool((spec.get("autoscaling") or {}).get("enabled"))
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, when=_autoscaling_enabled, cancellation_timeout=10)
+async def autoscale(
+    body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **_: Any
+) -> None:
+    """Evaluate this object's autoscaling every interval until it is deleted or turned off."""
+    auto: Autoscaler = memo["autoscaler"]
+    interval = _config(memo).evaluation_interval_seconds
+    while not stopped:
+        try:
+            await asyncio.to_thread(auto.evaluate, dict(body))
+        except Exception as exc:  # one bad evaluation must not end the loop
+            logger.warning(f"autoscaler evaluation failed: {exc}")
+        await stopped.wait(interval)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)
@@ -76,8 +100,14 @@ def run(
     namespaces: list[str] | None = None,
     liveness: str | None = None,
     peering: str | None = None,
+    metrics_port: int | None = None,
 ) -> None:
-    memo = kopf.Memo(config=config, kube=kube, peering=peering)
+    autoscaler = Autoscaler(
+        kube=kube, config=config, source=PrometheusSource(config.prometheus_url)
+    )
+    memo = kopf.Memo(
+        config=config, kube=kube, peering=peering, autoscaler=autoscaler, metrics_port=metrics_port
+    )
     asyncio.run(
         kopf.operator(
             clusterwide=not namespaces,

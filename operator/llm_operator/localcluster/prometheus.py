@@ -60,6 +60,7 @@ class LocalPrometheus:
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="llmop-prom-"))
             self._owns = True
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         interval = f"{max(100, round(self.scrape_interval * 1000))}ms"  # no fractional seconds
         cfg = {
@@ -128,6 +129,12 @@ class LocalPrometheus:
         return {r["metric"]["instance"]: float(r["value"][1]) for r in self.query("up")}
 
     def stop(self) -> None:
+        self.stop_process()
+        if self._owns and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def stop_process(self) -> None:
+        """Stop the server but keep its port, config and data, so ``start`` brings it back."""
         if self._proc is not None and self._proc.poll() is None:
             os.killpg(self._proc.pid, signal.SIGTERM)
             try:
@@ -136,5 +143,3 @@ class LocalPrometheus:
                 os.killpg(self._proc.pid, signal.SIGKILL)
                 self._proc.wait(5)
         self._proc = None
-        if self._owns and self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,243 @@
+"""The autoscaler end to end: operator + Prometheus + simulated pods backed by real simulators.
+
+Load goes to real gateways in front of real engine simulators (one pair per Ready pod), a real
+Prometheus scrapes them, and the operator reads Prometheus, decides and scales through /scale.
+Time is counted in the operator's own evaluations where the issue speaks of intervals, so the
+test asserts behaviour, not the machine's speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from llm_operator import localcluster as lc
+from llm_operator.localcluster.backing import PodBacking, load_loop
+from llm_operator.localcluster.prometheus import LocalPrometheus, find_prometheus
+from llm_operator.sim.engine import EngineSim
+from llm_operator.sim.model import model_for
+from tests.cases import base
+from tests.cluster.conftest import OperatorProcess, apply, get_json, wait_for
+from tests.conftest import missing_infrastructure
+
+REPO = Path(__file__).resolve().parents[2]
+INTERVAL = 2.0
+DOWN_WINDOW = 20
+
+
+def small_engine(namespace: str, name: str) -> EngineSim:
+    # A KV cache of 200 tokens holds four 49-token sequences: 20 clients fill it and queue,
+    # as a real replica does when its KV cache is full.
+    model = dataclasses.replace(model_for("h100"), kv_capacity_tokens=200)
+    return EngineSim(model=model, served_name=name)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    cluster: lc.LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[OperatorProcess, LocalPrometheus, PodBacking]]:
+    if not find_prometheus():
+        missing_infrastructure("prometheus is not installed (make deps installs it)")
+    cluster.kubectl("apply", "-f", str(REPO / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/llmdeployments.llmops.dev")
+    tmp = tmp_path_factory.mktemp("autoscaler")
+    prom = LocalPrometheus(scrape_interval=1.0, workdir=tmp / "prometheus")
+    prom.start()
+    cfg = tmp / "operator.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "prometheusUrl": prom.url,
+                "evaluationIntervalSeconds": INTERVAL,
+                "coldStartSeconds": 3,
+                "metricsWindow": "10s",
+            }
+        )
+    )
+    op = OperatorProcess(cluster, tmp / "operator.log", config=cfg)
+    op.start()
+    backing = PodBacking(
+        kubeconfig=str(cluster.kubeconfig), prometheus=prom, sim_factory=small_engine
+    )
+    backing.start()
+    yield op, prom, backing
+    backing.stop()
+    op.stop()
+    prom.stop()
+
+
+def evaluations(op: OperatorProcess) -> int:
+    url = f"http://127.0.0.1:{op.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("llm_operator_autoscaler_evaluation_seconds_count"):
+                return int(float(line.split()[-1]))
+    return 0
+
+
+def llmd(cluster: lc.LocalCluster, ns: str) -> Any:
+    return get_json(cluster, "llmd", "auto", "-n", ns)
+
+
+def condition(obj: Any, type_: str) -> dict[str, Any]:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def events(cluster: lc.LocalCluster, ns: str, reason: str) -> list[dict[str, Any]]:
+    out = get_json(
+        cluster, "events", "-n", ns, "--field-selector", f"involvedObject.name=auto,reason={reason}"
+    )
+    return list(out["items"]) if out else []
+
+
+async def test_scales_up_on_load_down_after_the_window_and_holds_without_metrics(
+    cluster: lc.LocalCluster,
+    stack: tuple[OperatorProcess, LocalPrometheus, PodBacking],
+    namespace: str,
+) -> None:
+    op, prom, backing = stack
+    m = base("auto", replicas=1)
+    m["spec"]["generation"] = {"maxTokens": 256}
+    m["spec"]["autoscaling"] = {
+        "enabled": True,
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "targets": {"ttftP95Seconds": 5.0, "itlP95Seconds": 1.0, "queuePerReplica": 2},
+        "behavior": {"scaleDownStabilizationSeconds": DOWN_WINDOW, "maxScaleUpStep": 2},
+    }
+    apply(cluster, m, namespace)
+    wait_for(lambda: backing.endpoints(namespace, "auto"), 60, what="a backed, ready pod")
+    wait_for(
+        lambda: condition(llmd(cluster, namespace), "MetricsAvailable").get("status") == "True",
+        60,
+        what="MetricsAvailable=True",
+    )
+
+    # Raise the load: 20 closed-loop clients against 4 sequences per replica.
+    stop = asyncio.Event()
+    load = asyncio.create_task(
+        load_loop(backing, namespace, "auto", concurrency=20, stop=stop, max_tokens=48)
+    )
+    queue_q = (
+        f'sum(vllm:num_requests_waiting{{namespace="{namespace}",llmops_dev_deployment="auto"}})'
+    )
+
+    def breach_visible() -> bool:
+        v = prom.scalar(queue_q)
+        return v is not None and v > 2
+
+    await asyncio.to_thread(wait_for, breach_visible, 60, 0.2, "the queue breach in Prometheus")
+    at_breach = evaluations(op)
+    obj = await asyncio.to_thread(
+        wait_for,
+        lambda: (o := llmd(cluster, namespace)) and o["spec"]["replicas"] > 1 and o,
+        60,
+        0.2,
+        "a scale-up",
+    )
+    # Within two evaluations of the breach showing in Prometheus.
+    assert evaluations(op) - at_breach <= 2
+    up = events(cluster, namespace, "ScaledUp")
+    assert up, "no ScaledUp event"
+    assert "queue" in up[0]["message"]
+    assert up[0]["message"].startswith("1 -> ")
+    obj = await asyncio.to_thread(
+        wait_for,
+        lambda: (
+            (o := llmd(cluster, namespace))
+            and o["status"].get("autoscaling", {}).get("lastDecision")
+            and o
+        ),
+        30,
+        0.2,
+        "status.autoscaling.lastDecision",
+    )
+    decision = obj["status"]["autoscaling"]["lastDecision"]
+    assert decision["to"] > decision["from"]
+    assert decision["reason"] in {e["message"] for e in events(cluster, namespace, "ScaledUp")}
+
+    # Keep the load until the ceiling binds: one ScalingLimited event, not one per evaluation.
+    await asyncio.to_thread(
+        wait_for, lambda: llmd(cluster, namespace)["spec"]["replicas"] == 3, 90, 0.5, "3 replicas"
+    )
+    await asyncio.to_thread(
+        wait_for,
+        lambda: (
+            condition(llmd(cluster, namespace), "ScalingLimited").get("reason") == "MaxReplicas"
+        ),
+        60,
+        0.5,
+        "ScalingLimited=MaxReplicas",
+    )
+    n_eval = evaluations(op)
+    await asyncio.to_thread(
+        wait_for, lambda: evaluations(op) >= n_eval + 3, 60, 0.5, "three more evaluations"
+    )
+    assert len(events(cluster, namespace, "ScalingLimited")) == 1
+
+    # Remove the load: no scale-down before the stabilization window has passed.
+    stop.set()
+    await load
+    stopped_at = time.monotonic()
+    obj = await asyncio.to_thread(
+        wait_for,
+        lambda: (o := llmd(cluster, namespace)) and o["spec"]["replicas"] < 3 and o,
+        120,
+        0.5,
+        "a scale-down",
+    )
+    assert time.monotonic() - stopped_at >= DOWN_WINDOW - 2 * INTERVAL
+    down = events(cluster, namespace, "ScaledDown")
+    assert down and down[0]["message"].startswith("3 -> 2")
+
+    # Stop Prometheus: replicas are held and MetricsAvailable turns False.
+    held = obj["spec"]["replicas"]
+    prom.stop_process()
+    obj = await asyncio.to_thread(
+        wait_for,
+        lambda: (
+            (o := llmd(cluster, namespace))
+            and condition(o, "MetricsAvailable").get("status") == "False"
+            and o
+        ),
+        60,
+        0.5,
+        "MetricsAvailable=False",
+    )
+    assert condition(obj, "MetricsAvailable")["reason"] == "PrometheusError"
+    n_eval = evaluations(op)
+    await asyncio.to_thread(
+        wait_for,
+        lambda: evaluations(op) >= n_eval + 3,
+        60,
+        0.5,
+        "three evaluations without Prometheus",
+    )
+    assert llmd(cluster, namespace)["spec"]["replicas"] == held
+
+    # Prometheus returns: metrics are available again and scaling resumes (down to the minimum).
+    prom.start()
+    await asyncio.to_thread(
+        wait_for,
+        lambda: condition(llmd(cluster, namespace), "MetricsAvailable").get("status") == "True",
+        90,
+        0.5,
+        "MetricsAvailable=True again",
+    )
+    await asyncio.to_thread(
+        wait_for,
+        lambda: llmd(cluster, namespace)["spec"]["replicas"] < held,
+        120,
+        0.5,
+        "scaling to resume",
+    )
+    status = llmd(cluster, namespace)["status"]
+    assert status["metrics"]["hourlyCost"] > 0
