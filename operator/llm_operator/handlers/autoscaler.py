@@ -26,7 +26,7 @@ from llm_operator.autoscaling.signals import MetricsSource, SignalsResult, read_
 from llm_operator.builders.children import desired_replicas
 from llm_operator.builders.common import selector_string
 from llm_operator.config import OperatorConfig
-from llm_operator.handlers.conditions import get_condition, now_iso, set_condition
+from llm_operator.handlers.conditions import now_iso, set_condition
 from llm_operator.handlers.kube import Kube, owner_body
 from llm_operator.handlers.reconcile import post_event
 
@@ -90,6 +90,8 @@ class Autoscaler:
     source: MetricsSource
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     histories: dict[tuple[str, str], History] = field(default_factory=dict)
+    # The MetricsAvailable reason of the last evaluation, so a Warning is posted on change only.
+    metrics_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def evaluate(self, body: dict[str, Any], now: float | None = None) -> Decision | None:
         """One evaluation for one object (sync: the caller runs it in a thread)."""
@@ -163,13 +165,14 @@ class Autoscaler:
         event_body = owner_body(ns, name, obj.metadata.uid)
         m = self.metrics
         m.metrics_available.labels(ns, name).set(1 if result.available else 0)
+        previous_reason = self.metrics_reasons.get((ns, name))
+        self.metrics_reasons[(ns, name)] = result.reason
         m.desired.labels(ns, name).set(decision.desired)
         if result.available:
             conds = set_condition(
                 conds, "MetricsAvailable", "True", "Ok", result.message, now=stamp
             )
         else:
-            was = get_condition(conds, "MetricsAvailable") or {}
             conds = set_condition(
                 conds,
                 "MetricsAvailable",
@@ -178,7 +181,7 @@ class Autoscaler:
                 result.message + f"; holding {decision.current} replicas",
                 now=stamp,
             )
-            if was.get("reason") != result.reason:
+            if previous_reason != result.reason:
                 post_event(
                     event_body,
                     "Warning",
