@@ -107,17 +107,32 @@ def run(
 
 @main.command()
 @click.option(
-    "--start-delay",
-    default=20.0,
+    "--compress",
+    default=6.0,
     show_default=True,
-    help="Simulated cold start of a replica, in seconds.",
+    help="Time compression: trace, simulators, cold start and windows run this much "
+    "faster; figures are reported in real time.",
 )
-def demo(start_delay: float) -> None:
-    """Run the operator on a local control plane with simulated GPU nodes."""
+@click.option("--minutes", default=30.0, show_default=True, help="Trace minutes to replay.")
+@click.option(
+    "--trace",
+    "trace_path",
+    default=None,
+    help="Trace file (Azure CSV, CSV or JSONL), or 'synthetic'. Default: the Azure "
+    "conversation trace at ../shared/data/traces/ when present, else synthetic.",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=CACHE / "demo", show_default=True)
+def demo(compress: float, minutes: float, trace_path: str | None, out: Path) -> None:
+    """Run the operator on a local control plane with simulated GPU nodes and a real trace."""
     from llm_operator.demo import run_demo
 
-    result = run_demo(start_delay=start_delay)
-    click.echo(f"demo finished in {result.elapsed:.0f}s: {len(result.ready)} LLMDeployments Ready")
+    result = run_demo(
+        compress=compress, minutes=minutes, trace_path=trace_path, out_dir=out.resolve()
+    )
+    click.echo(
+        f"demo finished in {result.elapsed:.0f}s: {len(result.ready)} LLMDeployments "
+        f"Ready; timeline {result.timeline_png}"
+    )
 
 
 @main.group()

@@ -9,6 +9,8 @@ restarts) and stops everything it started.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -21,13 +23,109 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
 from llm_operator import localcluster as lc
+from llm_operator.localcluster.backing import PodBacking
+from llm_operator.localcluster.prometheus import LocalPrometheus
+from llm_operator.replay import ReplayResult, _p95, plot, replay
+from llm_operator.sim import trace
+from llm_operator.sim.engine import EngineSim
+from llm_operator.sim.model import model_for
+from llm_operator.sim.trace import DEFAULT_AZURE
 
 SAMPLES = lc.REPO_ROOT / "manifests" / "samples"
+COLD_START_SECONDS = 90.0  # a 7-8B replica with warm caches (DESIGN.md: 60/90/300 s)
+DEMO_MAX_NUM_SEQS = 4  # engine --max-num-seqs: 4 conversations per replica, so the
+# Azure trace's 3-7 req/s needs 2-5 replicas (a latency-first setting; keeps loopback load small)
+AUTOSCALED = "llama-fp8"
+
+
+def _demo_engine(served_name: str, compress: float) -> EngineSim:
+    model = dataclasses.replace(model_for("h100"), max_num_seqs=DEMO_MAX_NUM_SEQS)
+    return EngineSim(model=model, served_name=served_name, speed=compress)
+
+
+def _autoscaling_phase(
+    cluster: lc.LocalCluster,
+    backing: PodBacking,
+    console: Console,
+    *,
+    compress: float,
+    minutes: float,
+    trace_path: str | None,
+    out_dir: Path,
+) -> tuple[ReplayResult, Path]:
+    if trace_path == "synthetic" or (trace_path is None and not DEFAULT_AZURE.exists()):
+        requests = trace.synthetic(seconds=minutes * 60, base_rate=2.5, seed=7)
+        source = f"a synthetic day compressed into {minutes:g} minutes (seed 7)"
+    else:
+        path = Path(trace_path) if trace_path else DEFAULT_AZURE
+        requests = trace.window(trace.load(path), 0, minutes * 60)
+        source = (
+            f"the first {minutes:g} minutes of {path.name} (Azure LLM inference trace "
+            "2023, Patel et al. ISCA 2024, CC-BY 4.0)"
+        )
+    window = max(10, round(300 / compress))
+    console.rule(f"Autoscaling {AUTOSCALED} under a real request trace (time x{compress:g})")
+    console.print(f"replaying {len(requests)} requests from {source}")
+    console.print(
+        f"  $ kubectl patch llmd {AUTOSCALED} --type=merge -p "
+        f'\'{{"spec":{{"autoscaling":{{"behavior":'
+        f'{{"scaleDownStabilizationSeconds":{window}}}}}}}}}\'   # 300 s / {compress:g}'
+    )
+    cluster.kubectl(
+        "patch",
+        "llmd",
+        AUTOSCALED,
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {"spec": {"autoscaling": {"behavior": {"scaleDownStabilizationSeconds": window}}}}
+        ),
+    )
+    obj = _json(cluster, "get", "llmd", AUTOSCALED)
+    price = 4.25 * obj["spec"]["resources"]["gpu"]["count"]
+    result = asyncio.run(
+        replay(
+            cluster,
+            backing,
+            requests,
+            namespace="default",
+            name=AUTOSCALED,
+            compress=compress,
+            price_per_replica_hour=price,
+            quiet_seconds=max(60.0, 3 * window),
+            console=console,
+        )
+    )
+    png = plot(
+        result,
+        out_dir / "demo-timeline.png",
+        f"{AUTOSCALED}: demand and replicas ({source.split(' (')[0]})",
+    )
+    ttft, itl = _p95(result.ttfts), _p95(result.itls)
+    console.rule("Summary")
+    console.print(f"requests sent {result.sent}, answered {result.ok}")
+    console.print(f"SLO attainment (TTFT <= 0.5 s and mean ITL <= 50 ms): {result.attainment:.1%}")
+    if ttft is not None and itl is not None:
+        console.print(
+            f"TTFT p95 {ttft * 1000:.0f} ms, ITL p95 {itl * 1000:.1f} ms (real-time equivalents)"
+        )
+    console.print(
+        f"GPU-hours {result.gpu_hours:.3f}, cost ${result.dollars:.2f} "
+        f"at ${price:.2f}/replica-hour over {result.timeline[-1][0] / 60:.1f} "
+        "trace minutes"
+        if result.timeline
+        else ""
+    )
+    console.print(f"timeline: {png}")
+    return result, png
+
+
 CRDS = lc.REPO_ROOT / "crds"
 
 
@@ -38,6 +136,8 @@ class DemoResult:
     elapsed: float
     template_unchanged: bool
     pids: list[int]
+    replay: ReplayResult | None = None
+    timeline_png: Path | None = None
 
 
 def _json(cluster: lc.LocalCluster, *args: str) -> Any:
@@ -88,10 +188,17 @@ def _all_ready(cluster: lc.LocalCluster, names: list[str]) -> bool:
 
 
 def run_demo(
-    *, start_delay: float = 20.0, console: Console | None = None, timeout: float = 300.0
+    *,
+    compress: float = 4.0,
+    minutes: float = 12.0,
+    trace_path: str | None = None,
+    console: Console | None = None,
+    timeout: float = 300.0,
+    out_dir: Path | None = None,
 ) -> DemoResult:
     console = console or Console()
     t0 = time.monotonic()
+    start_delay = COLD_START_SECONDS / compress
     console.rule("[bold]llm-operator demo")
     console.print(
         "starting the local control plane (etcd, kube-apiserver, controller-manager, "
@@ -107,8 +214,12 @@ def run_demo(
         start_delay_seconds=start_delay,
     )
     operator: subprocess.Popen[bytes] | None = None
+    prom = LocalPrometheus(scrape_interval=1.0, workdir=work / "prometheus")
+    backing: PodBacking | None = None
     try:
         cluster.start()
+        prom.start()
+        console.print(f"Prometheus {prom.url} scrapes every simulated pod's gateway and engine")
         nodes = _json(cluster, "get", "nodes")["items"]
         console.print(
             f"  {len(nodes)} nodes: "
@@ -122,14 +233,34 @@ def run_demo(
         cluster.kubectl("wait", "--for=condition=Established", "crd/llmdeployments.llmops.dev")
         exe = Path(sys.executable).parent / "llm-operator"
         log = (work / "operator.log").open("wb")
+        cfg = work / "operator.yaml"
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "prometheusUrl": prom.url,
+                    "evaluationIntervalSeconds": max(1.0, 15.0 / compress),
+                    "coldStartSeconds": start_delay,
+                    "metricsWindow": f"{max(10, round(60 / compress))}s",
+                }
+            )
+        )
         operator = subprocess.Popen(
-            [str(exe), "run", "--liveness", "", "--metrics-port", "0"],
+            [str(exe), "run", "--liveness", "", "--metrics-port", "0", "--config", str(cfg)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=cluster.env(),
             start_new_session=True,
         )
-        console.print("operator running; applying manifests/samples/*.yaml")
+        backing = PodBacking(
+            kubeconfig=str(cluster.kubeconfig),
+            prometheus=prom,
+            sim_factory=lambda ns, n: _demo_engine(n, compress),
+        )
+        backing.start()
+        console.print(
+            "operator running; every Ready pod is backed by an engine simulator "
+            "and the real gateway; applying manifests/samples/*.yaml"
+        )
         names = []
         for sample in sorted(SAMPLES.glob("*.yaml")):
             out = cluster.kubectl("apply", "-f", str(sample))
@@ -189,20 +320,36 @@ def run_demo(
         events = _events(cluster)
         for line in events:
             console.print("  " + line, highlight=False)
+        replay_result = _autoscaling_phase(
+            cluster,
+            backing,
+            console,
+            compress=compress,
+            minutes=minutes,
+            trace_path=trace_path,
+            out_dir=out_dir or work,
+        )
         ready = [
             o["metadata"]["name"]
             for o in _json(cluster, "get", "llmd")["items"]
             if o.get("status", {}).get("phase") == "Ready"
         ]
         pids = [c.pid for c in cluster.components] + [operator.pid]
+        if prom.pid is not None:
+            pids.append(prom.pid)
         return DemoResult(
             ready=ready,
-            events=events,
+            events=_events(cluster),
             elapsed=time.monotonic() - t0,
             template_unchanged=unchanged,
             pids=pids,
+            replay=replay_result[0],
+            timeline_png=replay_result[1],
         )
     finally:
+        if backing is not None:
+            backing.stop()
+        prom.stop()
         if operator is not None and operator.poll() is None:
             os.killpg(operator.pid, signal.SIGTERM)
             try:

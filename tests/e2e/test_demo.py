@@ -14,10 +14,17 @@ from llm_operator.demo import run_demo
 pytestmark = pytest.mark.cluster
 
 
-def test_demo_converges_and_cleans_up(bin_dir: Path) -> None:
+def test_demo_converges_scales_and_cleans_up(bin_dir: Path, tmp_path: Path) -> None:
     del bin_dir  # the fixture builds or finds the binaries (and fails in CI without them)
     out = io.StringIO()
-    result = run_demo(start_delay=2, console=Console(file=out, width=160), timeout=180)
+    result = run_demo(
+        compress=8,
+        minutes=4,
+        trace_path="synthetic",
+        console=Console(file=out, width=200),
+        timeout=180,
+        out_dir=tmp_path,
+    )
     text = out.getvalue()
     assert sorted(result.ready) == ["llama-chat", "llama-fp8", "mistral-8bit"]
     assert result.template_unchanged
@@ -25,4 +32,14 @@ def test_demo_converges_and_cleans_up(bin_dir: Path) -> None:
     assert reasons.count("Created") == 3
     assert "Ready" in reasons
     assert "3/3 replicas ready" in text
+    # The autoscaled sample went up under the trace and down after it, saying why each time.
+    scaled = [line for line in result.events if line.split()[0] == "llama-fp8"]
+    up = [line for line in scaled if " ScaledUp " in line]
+    down = [line for line in scaled if " ScaledDown " in line]
+    assert up, text[-3000:]
+    assert down, text[-3000:]
+    assert " -> " in up[0] and ("queue" in up[0] or "TTFT" in up[0] or "KV" in up[0])
+    assert result.replay is not None and result.replay.sent > 100
+    assert "SLO attainment" in text
+    assert result.timeline_png is not None and result.timeline_png.stat().st_size > 10_000
     assert all(not lc._alive(pid) for pid in result.pids), "a demo process survived"

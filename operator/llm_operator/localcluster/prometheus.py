@@ -45,6 +45,10 @@ class LocalPrometheus:
     targets: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

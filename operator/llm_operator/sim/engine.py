@@ -321,7 +321,12 @@ class EngineSim:
         prompt = str(body.get("prompt", ""))
         return await self._serve(request, body, prompt, prompt, chat=False)
 
-    def _answer(self, prompt: str, last_user: str, max_tokens: int) -> tuple[list[str], str]:
+    def _answer(
+        self, prompt: str, last_user: str, max_tokens: int, exact: bool = False
+    ) -> tuple[list[str], str]:
+        if exact:  # vLLM's ignore_eos: generate exactly max_tokens (trace replay)
+            vocab = WORDS.get(self.language, WORDS["en"])
+            return [vocab[i % len(vocab)] + " " for i in range(max_tokens)], "length"
         if last_user.startswith("Repeat:"):
             words = last_user.removeprefix("Repeat:").split()
         else:
@@ -346,7 +351,9 @@ class EngineSim:
         max_tokens = int(
             body.get("max_tokens") or body.get("max_completion_tokens") or self.default_max_tokens
         )
-        output, finish = self._answer(prompt, last_user, max_tokens)
+        output, finish = self._answer(
+            prompt, last_user, max_tokens, exact=bool(body.get("ignore_eos"))
+        )
         req = SimRequest(prompt_tokens=max(1, int(len(prompt.split()) * 1.3)), output=output)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:12]}"
         created = int(time.time())
