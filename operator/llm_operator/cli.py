@@ -108,12 +108,12 @@ def run(
 @main.command()
 @click.option(
     "--compress",
-    default=6.0,
+    default=3.0,
     show_default=True,
     help="Time compression: trace, simulators, cold start and windows run this much "
     "faster; figures are reported in real time.",
 )
-@click.option("--minutes", default=30.0, show_default=True, help="Trace minutes to replay.")
+@click.option("--minutes", default=15.0, show_default=True, help="Trace minutes to replay.")
 @click.option(
     "--trace",
     "trace_path",

@@ -125,3 +125,23 @@ def test_stale_samples_are_reported_as_stale() -> None:
     r = read_signals(Fake(), "team", "chat", now=1300.0)
     assert r.reason == "MetricsStale"
     assert "300 s old" in r.message
+
+
+async def test_idle_gateway_quantile_falls_back_to_the_engine(
+    make_stack: StackFactory, prometheus: LocalPrometheus
+) -> None:
+    """Unary traffic leaves the gateway's TTFT histogram empty (NaN): the engine's is used."""
+    s = await make_stack()
+    prometheus.set_targets([target(s.url, "chat"), target(s.engine_url, "chat")])
+    await wait_until(lambda: len([v for v in prometheus.up().values() if v == 1]) == 2)
+    for _ in range(5):
+        assert (await s.chat(max_tokens=8))[0] == 200
+    await wait_until(
+        lambda: (
+            prometheus.scalar('sum(llm_gateway_requests_total{namespace="team",outcome="ok"})') == 5
+        )
+    )
+    await asyncio.sleep(1.2)
+    result = await asyncio.to_thread(read_signals, PrometheusSource(prometheus.url), "team", "chat")
+    assert result.signals is not None
+    assert result.signals.ttft_p95 is not None  # from vllm:time_to_first_token_seconds

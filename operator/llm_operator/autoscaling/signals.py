@@ -56,7 +56,9 @@ def selector(namespace: str, name: str) -> str:
 
 
 def _quantile(metric: str, sel: str, window: str, q: float = 0.95) -> str:
-    return f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{{{sel}}}[{window}])))"
+    # ">= 0" drops the NaN a quantile over an idle window yields, so "or" falls back to the
+    # next source (e.g. the engine's TTFT when all traffic through the gateway was unary).
+    return f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{{{sel}}}[{window}]))) >= 0"
 
 
 def _first(*alternatives: str) -> str:

@@ -41,6 +41,11 @@ class Backend:
     gateway_url: str
     engine_url: str
     runners: list[web.AppRunner] = field(default_factory=list)
+    draining: bool = False
+
+    @property
+    def busy(self) -> int:
+        return len(self.sim.running) + len(self.sim.waiting)
 
 
 @dataclass
@@ -95,7 +100,7 @@ class PodBacking:
             return None
         start = next(self._rr) % len(bs)
         ordered = bs[start:] + bs[:start]
-        best = min(ordered, key=lambda b: len(b.sim.running) + len(b.sim.waiting))
+        best = min(ordered, key=lambda b: b.busy)
         return best.gateway_url
 
     # ------------------------------------------------------------------ loop
@@ -124,9 +129,12 @@ class PodBacking:
                 key = f"{meta['namespace']}/{meta['name']}"
                 ready[key] = (meta["namespace"], meta["labels"][DEPLOYMENT_LABEL], meta["name"])
         changed = False
-        for key in list(self.backends):
-            if key not in ready:
-                await self._drop(key)
+        for key, b in list(self.backends.items()):
+            if key not in ready and not b.draining:
+                # Like a terminating pod behind a Service: no new requests, in-flight ones
+                # finish (up to the pod's 60 s grace period), then the servers stop.
+                b.draining = True
+                asyncio.get_running_loop().create_task(self._drain(key))
                 changed = True
         for key, (namespace, deployment, pod) in ready.items():
             if key not in self.backends:
@@ -156,6 +164,14 @@ class PodBacking:
             f"http://127.0.0.1:{eport}",
             runners,
         )
+
+    async def _drain(self, key: str, grace: float = 60.0) -> None:
+        b = self.backends.get(key)
+        deadline = asyncio.get_running_loop().time() + grace
+        while b is not None and b.busy and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+        await self._drop(key)
+        self._publish_targets()
 
     async def _drop(self, key: str) -> None:
         b = self.backends.pop(key, None)

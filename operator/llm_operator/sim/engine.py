@@ -384,10 +384,14 @@ class EngineSim:
                     },
                 }
             )
-        except (asyncio.CancelledError, ConnectionResetError):
+        except asyncio.CancelledError:
             req.cancelled = True
             self.cancelled += 1
             raise
+        except ConnectionResetError:  # the client went away mid-stream: stop generating for it
+            req.cancelled = True
+            self.cancelled += 1
+            return web.Response(status=499)
 
     async def _stream(
         self, request: web.Request, req: SimRequest, rid: str, created: int, finish: str, chat: bool
