@@ -39,8 +39,8 @@ from llm_operator.sim.trace import DEFAULT_AZURE
 
 SAMPLES = lc.REPO_ROOT / "manifests" / "samples"
 COLD_START_SECONDS = 90.0  # a 7-8B replica with warm caches (DESIGN.md: 60/90/300 s)
-DEMO_MAX_NUM_SEQS = 4  # engine --max-num-seqs: 4 conversations per replica, so the
-# Azure trace's 3-7 req/s needs 2-5 replicas (a latency-first setting; keeps loopback load small)
+DEMO_MAX_NUM_SEQS = 8  # engine --max-num-seqs: 8 conversations per replica, so the
+# Azure trace's 3-7 req/s needs 2-4 replicas (a latency-first setting; keeps loopback load small)
 AUTOSCALED = "llama-fp8"
 
 
@@ -89,19 +89,44 @@ def _autoscaling_phase(
     )
     obj = _json(cluster, "get", "llmd", AUTOSCALED)
     price = 4.25 * obj["spec"]["resources"]["gpu"]["count"]
-    result = asyncio.run(
-        replay(
-            cluster,
-            backing,
-            requests,
-            namespace="default",
-            name=AUTOSCALED,
-            compress=compress,
-            price_per_replica_hour=price,
-            quiet_seconds=max(60.0, 3 * window),
-            console=console,
+    watch_log = out_dir / "events-watch.txt"
+    watch_log.parent.mkdir(parents=True, exist_ok=True)
+    with watch_log.open("w") as wf:
+        watcher = subprocess.Popen(
+            [
+                cluster.binary("kubectl"),
+                "get",
+                "events",
+                "-w",
+                "--field-selector",
+                f"involvedObject.kind=LLMDeployment,involvedObject.name={AUTOSCALED}",
+            ],
+            stdout=wf,
+            stderr=subprocess.STDOUT,
+            env=cluster.env(),
+            start_new_session=True,
         )
-    )
+    try:
+        result = asyncio.run(
+            replay(
+                cluster,
+                backing,
+                requests,
+                namespace="default",
+                name=AUTOSCALED,
+                compress=compress,
+                price_per_replica_hour=price,
+                quiet_seconds=max(60.0, 3 * window),
+                console=console,
+            )
+        )
+    finally:
+        os.killpg(watcher.pid, signal.SIGTERM)
+        watcher.wait(10)
+    console.rule(f"$ kubectl get events -w --field-selector involvedObject.name={AUTOSCALED}")
+    console.print(watch_log.read_text().rstrip(), highlight=False, soft_wrap=True)
+    console.rule("$ kubectl get llmd")
+    console.print(cluster.kubectl("get", "llmd").stdout.rstrip(), highlight=False, soft_wrap=True)
     png = plot(
         result,
         out_dir / "demo-timeline.png",

@@ -478,6 +478,10 @@ class Gateway:
             err = {"error": {"message": message, "type": "timeout", "code": 504}}
             await started.write(f"data: {json.dumps(err)}\n\n".encode())
             return started, "timeout"
+        except ConnectionResetError:  # the client went away mid-stream
+            if upstream is not None:
+                upstream.close()  # and so does the engine request
+            return started or web.Response(status=499), "cancelled"
         except BaseException:
             if upstream is not None:
                 upstream.close()
