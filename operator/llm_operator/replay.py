@@ -213,7 +213,7 @@ async def replay(
                 events = await asyncio.to_thread(_scaling_events, cluster, namespace, name)
                 while arrivals and now - arrivals[0] > 10:
                     arrivals.popleft()
-                rps = len(arrivals) / 10 * compress
+                rps = len(arrivals) / (10 * compress)  # 10 real s = 10 x compress trace s
                 want = int(state.get("spec", {}).get("replicas", 0))
                 ready = int(state.get("status", {}).get("readyReplicas", 0) or 0)
                 result.timeline.append(((now - start) * compress, rps, want, ready))
