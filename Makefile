@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools deps test unit lint crds manifests demo cluster-up cluster-down clean
+.PHONY: all venv tools deps test unit lint crds demo cluster-up cluster-down clean
 
 all: test
 
@@ -35,7 +35,7 @@ test: venv tools deps lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 unit: venv
-	$(VENV)/bin/pytest -m "not cluster" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not cluster and not prometheus" $(PYTEST_ARGS)
 
 crds: venv
 	$(VENV)/bin/llm-operator crd
