@@ -53,6 +53,7 @@ class Replica:
     draining: bool = False
     removed_at: float | None = None
     started: float = 0.0  # billing starts at the scale decision
+    busy_seconds: float = 0.0  # time spent in iterations (what DCGM's GPU utilization sees)
 
     @property
     def outstanding(self) -> int:
@@ -178,6 +179,7 @@ class Pool:
                 if s.prefill_left == 0:
                     emit.append(s)
             self._emit(r, emit, t)
+            r.busy_seconds += t - now
             return t
         # decode-only: k iterations at once while the batch is fixed
         b = len(r.running)
@@ -209,6 +211,7 @@ class Pool:
                 s.first_token = t_first
             s.generated += k
         self.generated_tokens += b * k
+        r.busy_seconds += t_end - now
         self._retire(r, t_end)
         return t_end
 

@@ -1,0 +1,229 @@
+"""The trace-driven autoscaling benchmark's harness: one policy, one trace, one score.
+
+The simulator (``sim/des.py``) serves the trace; every ``scrape`` seconds a snapshot of what
+Prometheus would hold is taken (queue, running, KV use, GPU busy fraction, and the latency and
+token counts of the last ``window`` seconds); each policy decides at its own period from the
+latest snapshot, so it sees the world one scrape late, as in a cluster.
+
+Status: the harness and the score (issue #6); sweeps, the oracle, the scoreboard files and the
+CLI come next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from llm_operator.api.v1alpha1 import Autoscaling
+from llm_operator.autoscaling.policy import History, Replicas, Signals, decide, remember
+from llm_operator.sim.baselines import Observation
+from llm_operator.sim.des import Pool, Seq
+from llm_operator.sim.model import ReplicaModel
+from llm_operator.sim.trace import Request
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    at: float
+    current: int
+    ready: int
+    waiting: float
+    running: float
+    kv_usage: float
+    busy: float  # GPU busy fraction of ready replicas over the last scrape interval
+    ttft_p95: float | None
+    itl_p95: float | None
+    tokens_per_second: float
+
+
+class Policy(Protocol):
+    period: float
+
+    def decide_snapshot(self, snap: Snapshot) -> int: ...
+
+
+@dataclass
+class Baseline:
+    """Adapts a ``sim/baselines.py`` object (decide(Observation))."""
+
+    inner: object
+    period: float = 15.0
+
+    def decide_snapshot(self, snap: Snapshot) -> int:
+        obs = Observation(
+            now=snap.at,
+            current=snap.current,
+            ready=snap.ready,
+            gpu_utilization=snap.busy,
+            waiting=snap.waiting,
+            running=snap.running,
+            kv_usage=snap.kv_usage,
+        )
+        out: int = self.inner.decide(obs)  # type: ignore[attr-defined]
+        return out
+
+
+@dataclass
+class Ours:
+    """The operator's own policy module, fed signals computed like its PromQL."""
+
+    spec: Autoscaling
+    price_per_replica_hour: float
+    cold_start: float
+    period: float = 15.0
+    history: History | None = None
+
+    def decide_snapshot(self, snap: Snapshot) -> int:
+        sig = Signals(
+            at=snap.at,
+            ttft_p95=snap.ttft_p95,
+            itl_p95=snap.itl_p95,
+            queue=snap.waiting,
+            running=snap.running,
+            kv_usage=snap.kv_usage,
+            tokens_per_second=snap.tokens_per_second,
+        )
+        if self.history is None:  # as the operator does after a start
+            self.history = History(recommendations=((snap.at, snap.current),))
+        d = decide(
+            sig,
+            Replicas(snap.current, snap.ready),
+            self.spec,
+            price_per_replica_hour=self.price_per_replica_hour,
+            now=snap.at,
+            history=self.history,
+            cold_start_seconds=self.cold_start,
+        )
+        self.history = remember(self.history, d, snap.at, snap.tokens_per_second)
+        return d.desired
+
+
+@dataclass
+class Score:
+    requests: int
+    finished: int
+    dropped: int
+    attainment: float
+    ttft_p50: float
+    ttft_p99: float
+    itl_p50: float
+    itl_p99: float
+    gpu_hours: float
+    dollars: float
+    dollars_per_million_tokens: float
+    scale_events: int
+    reversals: int
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def _itl(s: Seq) -> float:
+    if s.finished is None or s.first_token is None or s.req.output_tokens < 2:
+        return 0.0
+    return (s.finished - s.first_token) / (s.req.output_tokens - 1)
+
+
+def reversals(events: list[tuple[float, int, int]], within: float = 600.0) -> int:
+    """Scale events that reverse the direction of one less than ``within`` seconds before."""
+    count = 0
+    for (t0, a0, b0), (t1, a1, b1) in itertools.pairwise(events):
+        if t1 - t0 < within and (b0 - a0) * (b1 - a1) < 0:
+            count += 1
+    return count
+
+
+def run(
+    trace: list[Request],
+    model: ReplicaModel,
+    policy: Policy,
+    *,
+    initial: int,
+    cold_start: float,
+    price_per_replica_hour: float,
+    slo: tuple[float, float] = (0.5, 0.05),
+    scrape: float = 15.0,
+    window: float = 60.0,
+    min_replicas: int = 1,
+    max_replicas: int = 100,
+) -> Score:
+    pool = Pool(model, replicas=initial, cold_start=cold_start)
+    recent: deque[Seq] = deque()  # finished in the last window
+    seen = 0
+    tokens: deque[tuple[float, int]] = deque()
+    busy_prev: dict[int, float] = {}
+    latest: list[Snapshot] = []
+    next_decision = [policy.period]
+
+    def on_tick(p: Pool, now: float) -> None:
+        nonlocal seen
+        for s in p.finished[seen:]:
+            recent.append(s)
+        seen = len(p.finished)
+        while recent and (recent[0].finished or 0) < now - window:
+            recent.popleft()
+        tokens.append((now, p.generated_tokens))
+        while tokens and tokens[0][0] < now - window:
+            tokens.popleft()
+        ready = p.ready(now)
+        busy = [r.busy_seconds - busy_prev.get(r.id, r.busy_seconds) for r in ready]
+        for r in p.replicas:
+            busy_prev[r.id] = r.busy_seconds
+        span = tokens[-1][0] - tokens[0][0]
+        snap = Snapshot(
+            at=now,
+            current=len(p.active),
+            ready=len(ready),
+            waiting=len(p.pending) + sum(len(r.waiting) for r in p.replicas),
+            running=sum(len(r.running) for r in p.replicas),
+            kv_usage=(
+                sum(r.kv_reserved for r in ready) / (len(ready) * model.kv_capacity_tokens)
+                if ready
+                else 0.0
+            ),
+            busy=min(1.0, sum(busy) / (len(ready) * scrape)) if ready else 0.0,
+            ttft_p95=_pct([(s.first_token or 0) - s.arrival for s in recent], 0.95)
+            if recent
+            else None,
+            itl_p95=_pct([_itl(s) for s in recent], 0.95) if recent else None,
+            tokens_per_second=(tokens[-1][1] - tokens[0][1]) / span if span > 0 else 0.0,
+        )
+        if latest and now >= next_decision[0]:
+            # Metrics are one scrape late; the replica counts are the control plane's own, now.
+            seen_by_policy = dataclasses.replace(latest[-1], current=snap.current, ready=snap.ready)
+            n = max(min_replicas, min(max_replicas, policy.decide_snapshot(seen_by_policy)))
+            p.set_replicas(n, now)
+            next_decision[0] = now + policy.period
+        latest[:] = [snap]
+
+    pool.run(trace, until=(trace[-1].t if trace else 0) + 600, tick=scrape, on_tick=on_tick)
+    done = [s for s in pool.finished if s.finished is not None and s.first_token is not None]
+    ttfts = [(s.first_token or 0) - s.arrival for s in done]
+    itls = [_itl(s) for s in done]
+    met = sum(1 for t, i in zip(ttfts, itls, strict=True) if t <= slo[0] and i <= slo[1])
+    gpu_hours = pool.gpu_seconds / 3600
+    out_tokens = sum(s.req.output_tokens for s in done)
+    dollars = gpu_hours * price_per_replica_hour
+    return Score(
+        requests=len(trace),
+        finished=len(done),
+        dropped=len(pool.dropped),
+        attainment=met / len(trace) if trace else 0.0,
+        ttft_p50=_pct(ttfts, 0.5),
+        ttft_p99=_pct(ttfts, 0.99),
+        itl_p50=_pct(itls, 0.5),
+        itl_p99=_pct(itls, 0.99),
+        gpu_hours=gpu_hours,
+        dollars=dollars,
+        dollars_per_million_tokens=dollars / (out_tokens / 1e6) if out_tokens else math.nan,
+        scale_events=len(pool.scale_events),
+        reversals=reversals(pool.scale_events),
+    )
