@@ -16,7 +16,6 @@ import asyncio
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -189,10 +188,7 @@ async def main() -> None:
             print(
                 f"non-streaming requests/s through the gateway on one core, {c} concurrent: {r:.0f}"
             )
-        print(
-            f"(median of per-request overhead is the figure to read; {statistics.__name__} "
-            "p99 differences include the engine's batching noise)"
-        )
+        print("(read the p50 difference; p99 differences include the engine's batching noise)")
     finally:
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)

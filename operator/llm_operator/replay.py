@@ -152,7 +152,6 @@ async def replay(
     console = console or Console()
     result = ReplayResult()
     arrivals: deque[float] = deque()
-    stop = asyncio.Event()
     start = time.monotonic()
 
     async def sender(session: aiohttp.ClientSession) -> None:
@@ -227,7 +226,6 @@ async def replay(
                     if went_down or now - quiet_since > quiet_seconds:
                         break
         await send
-        stop.set()
     result.dollars = result.gpu_hours * price_per_replica_hour
     return result
 

@@ -47,6 +47,26 @@ def get_json(cluster: lc.LocalCluster, *args: str) -> Any:
     return json.loads(out.stdout) if out.returncode == 0 else None
 
 
+def llmd(cluster: lc.LocalCluster, name: str, namespace: str) -> Any:
+    return get_json(cluster, "llmd", name, "-n", namespace)
+
+
+def condition(obj: Any, type_: str) -> dict[str, Any]:
+    conds = (obj or {}).get("status", {}).get("conditions", [])
+    return next((c for c in conds if c["type"] == type_), {})
+
+
+def events(
+    cluster: lc.LocalCluster, name: str, namespace: str, reason: str | None = None
+) -> list[dict[str, Any]]:
+    """Events on one LLMDeployment, optionally of one reason."""
+    selector = f"involvedObject.name={name},involvedObject.kind=LLMDeployment"
+    if reason:
+        selector += f",reason={reason}"
+    out = get_json(cluster, "events", "-n", namespace, "--field-selector", selector)
+    return list(out["items"]) if out else []
+
+
 def apply(
     cluster: lc.LocalCluster,
     manifest: dict[str, Any] | list[dict[str, Any]],

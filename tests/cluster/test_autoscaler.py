@@ -14,7 +14,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -25,7 +24,7 @@ from llm_operator.localcluster.prometheus import LocalPrometheus, find_prometheu
 from llm_operator.sim.engine import EngineSim
 from llm_operator.sim.model import model_for
 from tests.cases import base
-from tests.cluster.conftest import OperatorProcess, apply, get_json, wait_for
+from tests.cluster.conftest import OperatorProcess, apply, condition, events, llmd, wait_for
 from tests.conftest import missing_infrastructure
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,21 +82,6 @@ def evaluations(op: OperatorProcess) -> int:
     return 0
 
 
-def llmd(cluster: lc.LocalCluster, ns: str) -> Any:
-    return get_json(cluster, "llmd", "auto", "-n", ns)
-
-
-def condition(obj: Any, type_: str) -> dict[str, Any]:
-    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
-
-
-def events(cluster: lc.LocalCluster, ns: str, reason: str) -> list[dict[str, Any]]:
-    out = get_json(
-        cluster, "events", "-n", ns, "--field-selector", f"involvedObject.name=auto,reason={reason}"
-    )
-    return list(out["items"]) if out else []
-
-
 async def test_scales_up_on_load_down_after_the_window_and_holds_without_metrics(
     cluster: lc.LocalCluster,
     stack: tuple[OperatorProcess, LocalPrometheus, PodBacking],
@@ -116,7 +100,9 @@ async def test_scales_up_on_load_down_after_the_window_and_holds_without_metrics
     apply(cluster, m, namespace)
     wait_for(lambda: backing.endpoints(namespace, "auto"), 60, what="a backed, ready pod")
     wait_for(
-        lambda: condition(llmd(cluster, namespace), "MetricsAvailable").get("status") == "True",
+        lambda: (
+            condition(llmd(cluster, "auto", namespace), "MetricsAvailable").get("status") == "True"
+        ),
         60,
         what="MetricsAvailable=True",
     )
@@ -138,21 +124,21 @@ async def test_scales_up_on_load_down_after_the_window_and_holds_without_metrics
     at_breach = evaluations(op)
     obj = await asyncio.to_thread(
         wait_for,
-        lambda: (o := llmd(cluster, namespace)) and o["spec"]["replicas"] > 1 and o,
+        lambda: (o := llmd(cluster, "auto", namespace)) and o["spec"]["replicas"] > 1 and o,
         60,
         0.2,
         "a scale-up",
     )
     # Within two evaluations of the breach showing in Prometheus.
     assert evaluations(op) - at_breach <= 2
-    up = events(cluster, namespace, "ScaledUp")
+    up = events(cluster, "auto", namespace, "ScaledUp")
     assert up, "no ScaledUp event"
     assert "queue" in up[0]["message"]
     assert up[0]["message"].startswith("1 -> ")
     obj = await asyncio.to_thread(
         wait_for,
         lambda: (
-            (o := llmd(cluster, namespace))
+            (o := llmd(cluster, "auto", namespace))
             and o["status"].get("autoscaling", {}).get("lastDecision")
             and o
         ),
@@ -162,16 +148,23 @@ async def test_scales_up_on_load_down_after_the_window_and_holds_without_metrics
     )
     decision = obj["status"]["autoscaling"]["lastDecision"]
     assert decision["to"] > decision["from"]
-    assert decision["reason"] in {e["message"] for e in events(cluster, namespace, "ScaledUp")}
+    assert decision["reason"] in {
+        e["message"] for e in events(cluster, "auto", namespace, "ScaledUp")
+    }
 
     # Keep the load until the ceiling binds: one ScalingLimited event, not one per evaluation.
     await asyncio.to_thread(
-        wait_for, lambda: llmd(cluster, namespace)["spec"]["replicas"] == 3, 90, 0.5, "3 replicas"
+        wait_for,
+        lambda: llmd(cluster, "auto", namespace)["spec"]["replicas"] == 3,
+        90,
+        0.5,
+        "3 replicas",
     )
     await asyncio.to_thread(
         wait_for,
         lambda: (
-            condition(llmd(cluster, namespace), "ScalingLimited").get("reason") == "MaxReplicas"
+            condition(llmd(cluster, "auto", namespace), "ScalingLimited").get("reason")
+            == "MaxReplicas"
         ),
         60,
         0.5,
@@ -181,7 +174,7 @@ async def test_scales_up_on_load_down_after_the_window_and_holds_without_metrics
     await asyncio.to_thread(
         wait_for, lambda: evaluations(op) >= n_eval + 3, 60, 0.5, "three more evaluations"
     )
-    assert len(events(cluster, namespace, "ScalingLimited")) == 1
+    assert len(events(cluster, "auto", namespace, "ScalingLimited")) == 1
 
     # Remove the load: no scale-down before the stabilization window has passed.
     stop.set()
@@ -189,13 +182,13 @@ async def test_scales_up_on_load_down_after_the_window_and_holds_without_metrics
     stopped_at = time.monotonic()
     obj = await asyncio.to_thread(
         wait_for,
-        lambda: (o := llmd(cluster, namespace)) and o["spec"]["replicas"] < 3 and o,
+        lambda: (o := llmd(cluster, "auto", namespace)) and o["spec"]["replicas"] < 3 and o,
         120,
         0.5,
         "a scale-down",
     )
     assert time.monotonic() - stopped_at >= DOWN_WINDOW - 2 * INTERVAL
-    down = events(cluster, namespace, "ScaledDown")
+    down = events(cluster, "auto", namespace, "ScaledDown")
     assert down and down[0]["message"].startswith("3 -> 2")
 
     # Stop Prometheus: replicas are held and MetricsAvailable turns False.
@@ -204,7 +197,7 @@ async def test_scales_up_on_load_down_after_the_window_and_holds_without_metrics
     obj = await asyncio.to_thread(
         wait_for,
         lambda: (
-            (o := llmd(cluster, namespace))
+            (o := llmd(cluster, "auto", namespace))
             and condition(o, "MetricsAvailable").get("status") == "False"
             and o
         ),
@@ -221,23 +214,25 @@ async def test_scales_up_on_load_down_after_the_window_and_holds_without_metrics
         0.5,
         "three evaluations without Prometheus",
     )
-    assert llmd(cluster, namespace)["spec"]["replicas"] == held
+    assert llmd(cluster, "auto", namespace)["spec"]["replicas"] == held
 
     # Prometheus returns: metrics are available again and scaling resumes (down to the minimum).
     prom.start()
     await asyncio.to_thread(
         wait_for,
-        lambda: condition(llmd(cluster, namespace), "MetricsAvailable").get("status") == "True",
+        lambda: (
+            condition(llmd(cluster, "auto", namespace), "MetricsAvailable").get("status") == "True"
+        ),
         90,
         0.5,
         "MetricsAvailable=True again",
     )
     await asyncio.to_thread(
         wait_for,
-        lambda: llmd(cluster, namespace)["spec"]["replicas"] < held,
+        lambda: llmd(cluster, "auto", namespace)["spec"]["replicas"] < held,
         120,
         0.5,
         "scaling to resume",
     )
-    status = llmd(cluster, namespace)["status"]
+    status = llmd(cluster, "auto", namespace)["status"]
     assert status["metrics"]["hourlyCost"] > 0

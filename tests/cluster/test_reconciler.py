@@ -12,7 +12,15 @@ import yaml
 
 from llm_operator import localcluster as lc
 from tests.cases import INVALID, Bad, base
-from tests.cluster.conftest import OperatorProcess, apply, get_json, wait_for
+from tests.cluster.conftest import (
+    OperatorProcess,
+    apply,
+    condition,
+    events,
+    get_json,
+    llmd,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((REPO / "manifests" / "samples").glob("*.yaml"))
@@ -46,15 +54,6 @@ def _operator_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
         print("---- operator log ----\n" + op.tail())
 
 
-def llmd(cluster: lc.LocalCluster, name: str, namespace: str) -> Any:
-    return get_json(cluster, "llmd", name, "-n", namespace)
-
-
-def condition(obj: Any, type_: str) -> dict[str, Any]:
-    conds = (obj or {}).get("status", {}).get("conditions", [])
-    return next((c for c in conds if c["type"] == type_), {})
-
-
 def wait_ready(cluster: lc.LocalCluster, name: str, namespace: str, timeout: float = 90) -> Any:
     last: list[Any] = [None]
 
@@ -68,18 +67,6 @@ def wait_ready(cluster: lc.LocalCluster, name: str, namespace: str, timeout: flo
         print("last status:", json.dumps((last[0] or {}).get("status"), indent=1))
         print(cluster.kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout)
         raise
-
-
-def events(cluster: lc.LocalCluster, name: str, namespace: str) -> list[dict[str, Any]]:
-    out = get_json(
-        cluster,
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        f"involvedObject.name={name},involvedObject.kind=LLMDeployment",
-    )
-    return list(out["items"]) if out else []
 
 
 def children(cluster: lc.LocalCluster, namespace: str, kind: str) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from llm_operator.sim.des import Pool, little_law_check
+from llm_operator.sim.des import Pool
 from llm_operator.sim.model import batch_latency, model_for
 from llm_operator.sim.trace import Request
 
@@ -60,7 +60,6 @@ def test_littles_law_holds_under_steady_poisson_load() -> None:
     w = sum((s.finished or 0) - s.arrival for s in inside) / len(inside)
     l_sampled = sum(samples) / len(samples)
     assert l_sampled == pytest.approx(lam * w, rel=0.02)
-    assert little_law_check(res, 10_000)[1] > 0
 
 
 def test_throughput_saturates_at_capacity() -> None:

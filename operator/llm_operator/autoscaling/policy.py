@@ -20,7 +20,7 @@ decide(signals, replicas, spec, price, now, history) -> Decision
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from llm_operator.api.v1alpha1 import Autoscaling
 
@@ -89,7 +89,6 @@ class Decision:
     reason: str
     limit: str | None = None
     hold: bool = False
-    detail: dict[str, float] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -182,8 +181,6 @@ def decide(
     latency_ok = all(ratios[n][0] < DOWN_HEADROOM for n in ratios if n not in load_names)
     breaches = [ratios[n][1] for n in ratios if ratios[n][0] > 1 + TOLERANCE]
 
-    detail = {f"ratio {n}": r for n, (r, _) in ratios.items()}
-    detail["trend"] = trend
     why: list[str]
     if pressure > 1 + TOLERANCE:
         rec = math.ceil(basis * min(pressure * trend, MAX_UP_FACTOR))
@@ -258,7 +255,7 @@ def decide(
     reason = f"{cur} -> {desired}: " + ", ".join(dict.fromkeys(w for w in why if w))
     if limit:
         reason += f"; limited by {limit}"
-    return Decision(cur, desired, rec, reason, limit, detail=detail)
+    return Decision(cur, desired, rec, reason, limit)
 
 
 def remember(

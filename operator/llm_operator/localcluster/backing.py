@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 import yaml
 from aiohttp import web
 from kubernetes import client, config
@@ -205,10 +207,6 @@ async def load_loop(
 ) -> int:
     """Closed-loop load: ``concurrency`` clients, each sending the next request when its last
     finished, to the least-loaded backed pod. Returns the number of requests completed."""
-    import time
-
-    import aiohttp
-
     done = 0
     body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:

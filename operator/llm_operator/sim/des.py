@@ -52,7 +52,6 @@ class Replica:
     busy_until: float | None = None  # end of the iteration in progress
     draining: bool = False
     removed_at: float | None = None
-    started: float = 0.0  # billing starts at the scale decision
     busy_seconds: float = 0.0  # time spent in iterations (what DCGM's GPU utilization sees)
 
     @property
@@ -118,9 +117,7 @@ class Pool:
         self.scale_events.append((now, cur, n))
         if n > cur:
             for _ in range(n - cur):
-                self.replicas.append(
-                    Replica(self._next_id, now + self.cold_start, self.model, started=now)
-                )
+                self.replicas.append(Replica(self._next_id, now + self.cold_start, self.model))
                 self._next_id += 1
         else:
             # remove the least loaded, not-yet-ready first
@@ -293,12 +290,3 @@ class Pool:
     def _bill(self, t0: float, t1: float) -> None:
         if t1 > t0:
             self.gpu_seconds += (t1 - t0) * len(self.replicas)
-
-
-def little_law_check(result: PoolResult, horizon: float) -> tuple[float, float]:
-    """(mean number in system over [0, horizon], arrival rate x mean time in system)."""
-    spans = [(s.arrival, s.finished) for s in result.finished if s.finished is not None]
-    area = sum(min(f, horizon) - a for a, f in spans if a < horizon)
-    lam = len(spans) / horizon
-    mean_t = sum(f - a for a, f in spans) / len(spans)
-    return area / horizon, lam * mean_t
