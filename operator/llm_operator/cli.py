@@ -135,6 +135,92 @@ def demo(compress: float, minutes: float, trace_path: str | None, out: Path) -> 
     )
 
 
+def _slo(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[float, float]:
+    try:
+        parts = dict(kv.split("=", 1) for kv in value.split(","))
+        return float(parts.pop("ttft", 0.5)), float(parts.pop("itl", 0.05))
+    except ValueError as e:
+        raise click.BadParameter(f"expected ttft=SECONDS,itl=SECONDS, got {value!r}") from e
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks."""
+
+
+@bench.command("autoscaling")
+@click.option(
+    "--trace",
+    "trace_path",
+    default=None,
+    help="Trace file (Azure CSV, CSV or JSONL), or 'synthetic'. Default: the Azure "
+    "conversation trace at ../shared/data/traces/ when present, else synthetic.",
+)
+@click.option("--scale", "k", default=4, show_default=True, help="Repeat each request k times.")
+@click.option(
+    "--slo",
+    default="ttft=0.5,itl=0.05",
+    show_default=True,
+    callback=_slo,
+    help="Per-request SLO: TTFT and mean inter-token latency, seconds.",
+)
+@click.option("--gpu", type=click.Choice(["h100", "a100"]), default="h100", show_default=True)
+@click.option("--cold-start", default=90.0, show_default=True, help="Seconds to a ready replica.")
+@click.option("--policy", "only", multiple=True, help="Run only these policies (repeatable).")
+@click.option("--workers", type=int, default=None, help="Processes (default: one per core).")
+@click.option("--out", type=click.Path(path_type=Path), default=CACHE / "bench", show_default=True)
+def bench_autoscaling(
+    trace_path: str | None,
+    k: int,
+    slo: tuple[float, float],
+    gpu: str,
+    cold_start: float,
+    only: tuple[str, ...],
+    workers: int | None,
+    out: Path,
+) -> None:
+    """Our policy against HPA, KEDA, KPA, APA, WVA, static and the oracle on a trace."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from llm_operator.sim import scoreboard, trace
+
+    if trace_path == "synthetic" or (trace_path is None and not trace.DEFAULT_AZURE.exists()):
+        requests, name = trace.synthetic(seed=7), "synthetic"
+    else:
+        path = Path(trace_path) if trace_path else trace.DEFAULT_AZURE
+        if not path.exists():
+            raise click.BadParameter(f"no trace at {path}", param_hint="--trace")
+        requests, name = trace.load(path), path.name
+    requests = trace.scale(requests, k)
+    unknown = set(only) - {"ours", "oracle", *scoreboard.BASELINES}
+    if unknown:
+        raise click.BadParameter(f"unknown policy {', '.join(sorted(unknown))}")
+    meta = {"trace": name, "scale": k, "requests": len(requests), "gpu": gpu}
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as progress:
+        task = progress.add_task("calibrating the oracle", total=None)
+        ctx, results = scoreboard.run_benchmark(
+            requests,
+            gpu=gpu,
+            slo=slo,
+            cold_start=cold_start,
+            workers=workers,
+            only=set(only) or None,
+            on_start=lambda n: progress.update(task, total=n, description="simulating"),
+            on_done=lambda s, score: progress.update(
+                task, advance=1, description=f"{s.label}: {score.attainment:.1%}"
+            ),
+        )
+    paths = scoreboard.write(meta, ctx, results, out)
+    click.echo(scoreboard.to_markdown(meta, ctx, results))
+    for p in paths:
+        click.echo(f"wrote {p}")
+
+
 @main.group()
 def sim() -> None:
     """Simulators."""

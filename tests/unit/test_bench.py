@@ -8,9 +8,9 @@ import pytest
 
 from llm_operator.api.v1alpha1 import Autoscaling
 from llm_operator.sim.baselines import HPA, Static, keda_queue
-from llm_operator.sim.bench import Baseline, Ours, reversals, run
+from llm_operator.sim.bench import Baseline, Oracle, Ours, Snapshot, calibrate, reversals, run
 from llm_operator.sim.model import model_for
-from llm_operator.sim.trace import synthetic
+from llm_operator.sim.trace import Request, synthetic
 
 # At most 8 sequences per replica, so a few requests per second need several replicas.
 H100 = dataclasses.replace(model_for("h100"), max_num_seqs=8)
@@ -62,3 +62,39 @@ def test_ours_follows_the_load_up_and_down() -> None:
 def test_reversals_count_direction_changes_within_ten_minutes() -> None:
     events = [(0.0, 1, 3), (100.0, 3, 2), (1000.0, 2, 4), (1100.0, 4, 6)]
     assert reversals(events) == 1
+
+
+def test_oracle_holds_for_the_peak_one_cold_start_ahead() -> None:
+    # 10 requests/s between t=100 and t=160, nothing else; one replica serves 2.5/s.
+    trace = [Request(100 + i / 10, 100, 10) for i in range(600)]
+    oracle = Oracle(trace, rate=2.5, cold_start=90, headroom=1.0, period=15)
+    snap = Snapshot(0.0, 1, 1, 0, 0, 0.0, 0.0, None, None, 0.0)
+    # At t=0 the burst starts within 90 + 15 s: a replica started now is ready in time.
+    assert oracle.decide_snapshot(snap) == 4
+    # With 20% headroom: ceil(10 / (2.5 x 0.8)) = 5.
+    assert Oracle(trace, 2.5, 90, headroom=0.8).decide_snapshot(snap) == 5
+    # Long after the burst: back to one.
+    assert oracle.decide_snapshot(dataclasses.replace(snap, at=400.0)) == 1
+
+
+def test_calibrated_rate_meets_the_slo_and_twice_of_it_does_not() -> None:
+    mix = synthetic(seconds=600, base_rate=2.0, seed=3)
+    slo = (0.5, 0.05)
+    rate = calibrate(mix, H100, slo=slo, replicas=2, seconds=200)
+    assert rate > 0
+    # The bisection's answer meets the bar and a clearly higher rate does not.
+    assert calibrate(mix, H100, slo=slo, replicas=2, seconds=200, attainment=0.5) > rate
+    assert calibrate(mix, H100, slo=slo, replicas=2, seconds=200, attainment=0.9999) <= rate
+
+
+def test_the_timeline_records_replicas_and_demand() -> None:
+    s = run(TRACE, H100, ours(), initial=1, cold_start=90, price_per_replica_hour=4.25)
+    assert len(s.timeline) >= len(range(15, int(TRACE[-1].t), 15))
+    times = [p[0] for p in s.timeline]
+    assert times == sorted(times)
+    assert all(asked >= 1 and ready >= 0 for _, asked, ready, _ in s.timeline)
+    assert max(asked for _, asked, _, _ in s.timeline) > 1  # it followed the bursts up
+    mean_demand = sum(p[3] for p in s.timeline if p[0] <= TRACE[-1].t) / len(
+        [p for p in s.timeline if p[0] <= TRACE[-1].t]
+    )
+    assert mean_demand == pytest.approx(len(TRACE) / TRACE[-1].t, rel=0.1)

@@ -124,6 +124,22 @@ CASES = [
         spec=spec(behavior={"maxScaleUpStep": 2}),
         limit="step",
     ),
+    Case(
+        # KV and queue look idle, but TTFT is at 60% of target: the replicas are busy with
+        # chunked prefill. Keep what latency needs: 6 x 0.6 / 0.8 = 4.5 -> 5, not 1.
+        "prefill-bound-keeps-what-latency-needs",
+        sig(ttft_p95=0.3, itl_p95=0.02, queue=0, kv_usage=0.1),
+        Replicas(6, 6),
+        5,
+        spec=spec(behavior={"maxScaleDownStep": 10, "scaleDownStabilizationSeconds": 0}),
+    ),
+    Case(
+        "low-latency-and-load-scale-down-far",
+        sig(ttft_p95=0.1, itl_p95=0.01, queue=0, kv_usage=0.1),
+        Replicas(6, 6),
+        2,
+        spec=spec(behavior={"maxScaleDownStep": 10, "scaleDownStabilizationSeconds": 0}),
+    ),
     Case("missing-data-holds", None, Replicas(3, 3), 3, hold=True, reason_has=("no metrics",)),
     Case("empty-series-holds", sig(), Replicas(3, 3), 3, hold=True),
     Case(

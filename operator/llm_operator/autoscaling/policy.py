@@ -195,8 +195,12 @@ def decide(
             *[ratios[n][1] for n in load_names if n in ratios],
         ]
     elif latency_ok and ratios:
-        rec = max(1, math.ceil(basis * load * trend / DOWN_UTILIZATION)) if load > 0 else 1
-        rec = min(rec, cur)
+        # The smaller set must carry the load at DOWN_UTILIZATION and keep every latency under
+        # DOWN_HEADROOM of its target, taking latency to grow in proportion to the load per
+        # replica (conservative while a fixed part dominates; prefill-bound replicas show it).
+        latency = max((ratios[n][0] for n in ratios if n not in load_names), default=0.0)
+        need = max(load / DOWN_UTILIZATION, latency / DOWN_HEADROOM) * trend
+        rec = min(max(1, math.ceil(basis * need - 1e-9)), cur)
         why = [ratios[n][1] for n in ratios] or ["idle"]
     else:
         rec = cur

@@ -5,15 +5,19 @@ Prometheus would hold is taken (queue, running, KV use, GPU busy fraction, and t
 token counts of the last ``window`` seconds); each policy decides at its own period from the
 latest snapshot, so it sees the world one scrape late, as in a cluster.
 
-Status: the harness and the score (issue #6); sweeps, the oracle, the scoreboard files and the
-CLI come next.
+The offline oracle (``Oracle``) knows the arrival curve: at every decision it holds the replicas
+that the highest demand between now and one cold start plus one period ahead needs, at a
+per-replica rate calibrated on the simulator itself (``calibrate``); it still pays cold starts
+and drains like everyone else. Sweeps and the scoreboard files are in ``sim/scoreboard.py``.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 import math
+import random
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,6 +28,8 @@ from llm_operator.sim.baselines import Observation
 from llm_operator.sim.des import Pool, Seq
 from llm_operator.sim.model import ReplicaModel
 from llm_operator.sim.trace import Request
+
+DEMAND_WINDOW = 60.0  # seconds over which the oracle and the timeline measure demand
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,81 @@ class Ours:
 
 
 @dataclass
+class Oracle:
+    """Knows every arrival. Holds ceil(peak demand ahead / (rate x headroom)) replicas, where
+    "ahead" runs to one cold start plus one period from now: a replica started at the next
+    decision is ready only then. ``rate`` is requests/s one replica serves within the SLO."""
+
+    trace: list[Request]
+    rate: float
+    cold_start: float
+    headroom: float = 1.0
+    period: float = 15.0
+
+    def __post_init__(self) -> None:
+        self._times = [r.t for r in self.trace]
+
+    def demand(self, t: float) -> float:
+        """Arrivals per second over [t, t + DEMAND_WINDOW)."""
+        lo = bisect.bisect_left(self._times, t)
+        hi = bisect.bisect_left(self._times, t + DEMAND_WINDOW)
+        return (hi - lo) / DEMAND_WINDOW
+
+    def decide_snapshot(self, snap: Snapshot) -> int:
+        horizon = self.cold_start + self.period
+        step = 5.0
+        peak = max(self.demand(snap.at + i * step) for i in range(int(horizon / step) + 1))
+        return max(1, math.ceil(peak / (self.rate * self.headroom)))
+
+
+def calibrate(
+    trace: list[Request],
+    model: ReplicaModel,
+    *,
+    slo: tuple[float, float],
+    replicas: int = 4,
+    seconds: float = 300.0,
+    attainment: float = 0.995,
+    seed: int = 0,
+) -> float:
+    """The request rate per replica at which ``replicas`` ready replicas, fed Poisson arrivals
+    with the trace's own mix of lengths, still meet the SLO for ``attainment`` of requests
+    (bisection on the simulator)."""
+    rng = random.Random(seed)
+    mix = [(r.input_tokens, r.output_tokens) for r in trace] or [(512, 128)]
+
+    def score(rate: float) -> float:
+        t, reqs = 0.0, []
+        while True:
+            t += rng.expovariate(rate * replicas)
+            if t >= seconds:
+                break
+            i, o = rng.choice(mix)
+            reqs.append(Request(t, i, o))
+        pool = Pool(model, replicas=replicas, cold_start=0.0)
+        pool.run(reqs, until=seconds + 600)
+        met = sum(
+            1
+            for s in pool.finished
+            if s.first_token is not None
+            and s.first_token - s.arrival <= slo[0]
+            and _itl(s) <= slo[1]
+        )
+        return met / len(reqs) if reqs else 1.0
+
+    lo, hi = 0.05, 1.0
+    while score(hi) >= attainment and hi < 1e4:
+        lo, hi = hi, hi * 2
+    for _ in range(8):
+        mid = (lo + hi) / 2
+        if score(mid) >= attainment:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@dataclass
 class Score:
     requests: int
     finished: int
@@ -117,6 +198,8 @@ class Score:
     dollars_per_million_tokens: float
     scale_events: int
     reversals: int
+    # (time, replicas asked for, ready, arrivals/s over the last DEMAND_WINDOW), one per scrape
+    timeline: list[tuple[float, int, int, float]] = dataclasses.field(default_factory=list)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -162,6 +245,8 @@ def run(
     busy_prev: dict[int, float] = {}
     latest: list[Snapshot] = []
     next_decision = [policy.period]
+    times = [r.t for r in trace]
+    timeline: list[tuple[float, int, int, float]] = []
 
     def on_tick(p: Pool, now: float) -> None:
         nonlocal seen
@@ -203,6 +288,8 @@ def run(
             p.set_replicas(n, now)
             next_decision[0] = now + policy.period
         latest[:] = [snap]
+        arrived = bisect.bisect_right(times, now) - bisect.bisect_right(times, now - DEMAND_WINDOW)
+        timeline.append((now, len(p.active), snap.ready, arrived / DEMAND_WINDOW))
 
     pool.run(trace, until=(trace[-1].t if trace else 0) + 600, tick=scrape, on_tick=on_tick)
     done = [s for s in pool.finished if s.finished is not None and s.first_token is not None]
@@ -226,4 +313,5 @@ def run(
         dollars_per_million_tokens=dollars / (out_tokens / 1e6) if out_tokens else math.nan,
         scale_events=len(pool.scale_events),
         reversals=reversals(pool.scale_events),
+        timeline=timeline,
     )

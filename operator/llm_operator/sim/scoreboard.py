@@ -1,0 +1,387 @@
+"""The autoscaling benchmark: every policy swept over its knob on one trace, and the scoreboard.
+
+``run_benchmark`` calibrates the oracle's per-replica rate on the simulator, runs every
+(policy, setting) pair of ``settings()`` in worker processes (one simulation per process, rich
+progress bar), and ``write`` puts ``scoreboard.json``, ``scoreboard.md`` and two PNG plots into the
+output directory. The goal figures (ours against the cheapest baseline setting and the cheapest
+oracle setting that reach the attainment bar) are computed here and reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm_operator.api.v1alpha1 import Autoscaling
+from llm_operator.config import OperatorConfig
+from llm_operator.sim import baselines as bl
+from llm_operator.sim.bench import Baseline, Oracle, Ours, Policy, Score, calibrate, run
+from llm_operator.sim.model import ReplicaModel, model_for
+from llm_operator.sim.trace import Request
+
+BASELINES = ("hpa", "keda", "kpa", "apa", "wva", "static")
+GPU_PROFILES = {"h100": "nvidia-h100-80gb", "a100": "nvidia-a100-80gb"}
+BAR = 0.99  # the attainment a setting must reach to count for the goal figures
+
+
+@dataclass(frozen=True)
+class Setting:
+    policy: str  # ours, oracle, or one of BASELINES
+    knob: str  # what is swept, in words
+    value: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.policy} {self.knob}={self.value:g}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a worker needs to build and run one setting."""
+
+    trace: list[Request]
+    model: ReplicaModel
+    slo: tuple[float, float]
+    cold_start: float
+    price: float
+    rate: float  # the oracle's calibrated requests/s per replica
+    initial: int = 2
+    max_replicas: int = 100
+
+
+def settings(peak_replicas: int) -> list[Setting]:
+    """Each policy's sweep. ``peak_replicas`` (peak demand over the calibrated rate) centres the
+    static count."""
+    s = [Setting("ours", "target/SLO", f) for f in (0.5, 0.6, 0.8, 1.0)]
+    s += [Setting("oracle", "headroom", h) for h in (0.7, 0.8, 0.9, 1.0)]
+    s += [Setting("hpa", "GPU util", u) for u in (0.5, 0.7, 0.9)]
+    s += [Setting("keda", "waiting/replica", q) for q in (1, 2, 5, 10)]
+    s += [Setting("kpa", "concurrency", c) for c in (8, 16, 32, 64)]
+    s += [Setting("apa", "KV usage", k) for k in (0.3, 0.5, 0.7)]
+    s += [Setting("wva", "KV saturation", k) for k in (0.5, 0.65, 0.8)]
+    s += [
+        Setting("static", "replicas", n)
+        for n in (peak_replicas - 1, peak_replicas, peak_replicas + 1)
+        if n >= 1
+    ]
+    return s
+
+
+def make_policy(s: Setting, ctx: Context) -> Policy:
+    hi = ctx.max_replicas
+    if s.policy == "ours":
+        spec = Autoscaling.model_validate(
+            {
+                "enabled": True,
+                "minReplicas": 1,
+                "maxReplicas": hi,
+                "targets": {
+                    "ttftP95Seconds": ctx.slo[0] * s.value,
+                    "itlP95Seconds": ctx.slo[1] * s.value,
+                },
+            }
+        )
+        return Ours(spec=spec, price_per_replica_hour=ctx.price, cold_start=ctx.cold_start)
+    if s.policy == "oracle":
+        return Oracle(ctx.trace, ctx.rate, ctx.cold_start, headroom=s.value)
+    inner: Any
+    if s.policy == "hpa":
+        inner = bl.HPA(target=s.value, max_replicas=hi)
+    elif s.policy == "keda":
+        inner = bl.keda_queue(threshold=s.value, max_replicas=hi)
+    elif s.policy == "kpa":
+        inner = bl.KPA(target=s.value, max_replicas=hi)
+    elif s.policy == "apa":
+        inner = bl.APA(target=s.value, metric="kv_usage", max_replicas=hi)
+    elif s.policy == "wva":
+        inner = bl.WVA(kv_saturation=s.value, max_replicas=hi)
+    elif s.policy == "static":
+        inner = bl.Static(int(s.value))
+    else:
+        raise ValueError(f"unknown policy {s.policy!r}")
+    return Baseline(inner, period=inner.period)
+
+
+def run_setting(s: Setting, ctx: Context) -> Score:
+    initial = int(s.value) if s.policy == "static" else ctx.initial
+    return run(
+        ctx.trace,
+        ctx.model,
+        make_policy(s, ctx),
+        initial=initial,
+        cold_start=ctx.cold_start,
+        price_per_replica_hour=ctx.price,
+        slo=ctx.slo,
+        max_replicas=ctx.max_replicas,
+    )
+
+
+_CTX: Context | None = None
+
+
+def _init_worker(ctx: Context) -> None:
+    global _CTX
+    _CTX = ctx
+
+
+def _run_in_worker(s: Setting) -> tuple[Setting, Score]:
+    assert _CTX is not None
+    return s, run_setting(s, _CTX)
+
+
+def peak_replicas(trace: list[Request], rate: float) -> int:
+    oracle = Oracle(trace, rate, cold_start=0.0)
+    end = trace[-1].t if trace else 0.0
+    peak = max((oracle.demand(t) for t in range(0, int(end) + 1, 10)), default=0.0)
+    return max(1, math.ceil(peak / rate))
+
+
+@dataclass
+class Result:
+    setting: Setting
+    score: Score
+
+
+def run_benchmark(
+    trace: list[Request],
+    *,
+    gpu: str = "h100",
+    slo: tuple[float, float] = (0.5, 0.05),
+    cold_start: float = 90.0,
+    workers: int | None = None,
+    only: Iterable[str] | None = None,
+    model: ReplicaModel | None = None,
+    rate: float | None = None,
+    on_start: Callable[[int], None] = lambda total: None,
+    on_done: Callable[[Setting, Score], None] = lambda s, score: None,
+) -> tuple[Context, list[Result]]:
+    """Run every chosen setting; ``model`` and ``rate`` override the GPU's model and the
+    oracle's calibration (tests use them to stay small)."""
+    model = model or model_for(gpu)
+    price = OperatorConfig().gpu_profiles[GPU_PROFILES[gpu]].price_per_gpu_hour
+    rate = rate or calibrate(trace, model, slo=slo)
+    peak = peak_replicas(trace, rate)
+    # maxReplicas as a platform team would set it: twice the peak need, for every policy.
+    ctx = Context(trace, model, slo, cold_start, price, rate, max_replicas=max(4, 2 * peak))
+    chosen = [s for s in settings(peak) if only is None or s.policy in only]
+    on_start(len(chosen))
+    results: list[Result] = []
+    n = workers or min(len(chosen), os.cpu_count() or 1)
+    if n <= 1:
+        for s in chosen:
+            score = run_setting(s, ctx)
+            results.append(Result(s, score))
+            on_done(s, score)
+    else:
+        with ProcessPoolExecutor(n, initializer=_init_worker, initargs=(ctx,)) as ex:
+            futures = [ex.submit(_run_in_worker, s) for s in chosen]
+            for f in as_completed(futures):
+                s, score = f.result()
+                results.append(Result(s, score))
+                on_done(s, score)
+    order = {s: i for i, s in enumerate(chosen)}
+    results.sort(key=lambda r: order[r.setting])
+    return ctx, results
+
+
+# ---------------------------------------------------------------------------- the scoreboard
+
+
+def cheapest(results: list[Result], policies: Iterable[str], bar: float = BAR) -> Result | None:
+    """The setting with the fewest GPU-hours among ``policies`` that reaches ``bar``."""
+    names = set(policies)
+    ok = [r for r in results if r.setting.policy in names and r.score.attainment >= bar]
+    return min(ok, key=lambda r: r.score.gpu_hours, default=None)
+
+
+def best(results: list[Result], policy: str) -> Result:
+    """A policy's representative setting: the cheapest that reaches the bar, else the one with
+    the highest attainment."""
+    mine = [r for r in results if r.setting.policy == policy]
+    return cheapest(mine, [policy]) or max(mine, key=lambda r: r.score.attainment)
+
+
+def goal(results: list[Result], bar: float = BAR) -> dict[str, Any]:
+    ours = cheapest(results, ["ours"], bar)
+    base = cheapest(results, BASELINES, bar)
+    oracle = cheapest(results, ["oracle"], bar)
+
+    def ratio(a: Result | None, b: Result | None) -> float | None:
+        return a.score.gpu_hours / b.score.gpu_hours if a and b else None
+
+    return {
+        "bar": bar,
+        "ours": ours.setting.label if ours else None,
+        "best_baseline": base.setting.label if base else None,
+        "oracle": oracle.setting.label if oracle else None,
+        "ours_vs_best_baseline": ratio(ours, base),
+        "ours_vs_oracle": ratio(ours, oracle),
+        "target_vs_baseline": 0.75,
+        "target_vs_oracle": 1.2,
+    }
+
+
+def _score_dict(score: Score) -> dict[str, Any]:
+    d = dataclasses.asdict(score)
+    d.pop("timeline")
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+
+
+def to_json(meta: dict[str, Any], ctx: Context, results: list[Result]) -> dict[str, Any]:
+    return {
+        **meta,
+        "slo": {"ttft_seconds": ctx.slo[0], "itl_seconds": ctx.slo[1]},
+        "cold_start_seconds": ctx.cold_start,
+        "price_per_replica_hour": ctx.price,
+        "oracle_rate_per_replica": ctx.rate,
+        "max_replicas": ctx.max_replicas,
+        "results": [
+            {"policy": r.setting.policy, "knob": r.setting.knob, "value": r.setting.value}
+            | _score_dict(r.score)
+            for r in results
+        ],
+        "goal": goal(results),
+    }
+
+
+def _ms(v: float) -> str:
+    return "-" if math.isnan(v) else f"{v * 1000:.0f}"
+
+
+def to_markdown(meta: dict[str, Any], ctx: Context, results: list[Result]) -> str:
+    lines = [
+        f"Trace `{meta['trace']}` x{meta['scale']}, {meta['requests']:,} requests, "
+        f"{meta['gpu']} at ${ctx.price:.2f}/h, SLO TTFT <= {ctx.slo[0]:g} s and mean ITL <= "
+        f"{ctx.slo[1] * 1000:g} ms, cold start {ctx.cold_start:g} s; oracle rate "
+        f"{ctx.rate:.2f} req/s per replica; maxReplicas {ctx.max_replicas} for every policy.",
+        "",
+        "| policy | setting | SLO attainment | TTFT p50 / p99 (ms) | ITL p50 / p99 (ms) "
+        "| GPU-hours | $ | $/M output tokens | scale events | reversals |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s = r.score
+        star = " *" if r is best(results, r.setting.policy) else ""
+        lines.append(
+            f"| {r.setting.policy}{star} | {r.setting.knob} = {r.setting.value:g} "
+            f"| {s.attainment:.2%} | {_ms(s.ttft_p50)} / {_ms(s.ttft_p99)} "
+            f"| {_ms(s.itl_p50)} / {_ms(s.itl_p99)} | {s.gpu_hours:.2f} | {s.dollars:.2f} "
+            f"| {s.dollars_per_million_tokens:.2f} | {s.scale_events} | {s.reversals} |"
+        )
+    g = goal(results)
+    lines += [
+        "",
+        "`*` marks each policy's cheapest setting at >= 99% (else its best attainment).",
+        "",
+    ]
+
+    def fmt(v: float | None, target: float) -> str:
+        if v is None:
+            return "n/a (no setting reaches the bar on one side)"
+        return f"{v:.2f}x (goal <= {target:g}x: {'met' if v <= target else 'missed'})"
+
+    lines += [
+        f"- Ours at >= {BAR:.0%}: {g['ours'] or 'no setting reaches it'}",
+        f"- Cheapest baseline at >= {BAR:.0%}: {g['best_baseline'] or 'none reaches it'}",
+        f"- Cheapest oracle at >= {BAR:.0%}: {g['oracle'] or 'none reaches it'}",
+        f"- Ours / best baseline GPU-hours: {fmt(g['ours_vs_best_baseline'], 0.75)}",
+        f"- Ours / oracle GPU-hours: {fmt(g['ours_vs_oracle'], 1.2)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+COLORS = {
+    "ours": "tab:red",
+    "oracle": "black",
+    "hpa": "tab:blue",
+    "keda": "tab:orange",
+    "kpa": "tab:green",
+    "apa": "tab:purple",
+    "wva": "tab:brown",
+    "static": "tab:gray",
+}
+
+
+def plot(meta: dict[str, Any], results: list[Result], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for policy, color in COLORS.items():
+        mine = sorted(
+            (r for r in results if r.setting.policy == policy), key=lambda r: r.score.gpu_hours
+        )
+        if not mine:
+            continue
+        ax.plot(
+            [r.score.gpu_hours for r in mine],
+            [100 * r.score.attainment for r in mine],
+            "o-",
+            color=color,
+            label=policy,
+            linewidth=2.5 if policy == "ours" else 1.2,
+        )
+    ax.axhline(100 * BAR, color="gray", linestyle=":", linewidth=1)
+    ax.set_xlabel("GPU-hours")
+    ax.set_ylabel("SLO attainment (%)")
+    ax.set_ylim(max(0.0, ax.get_ylim()[0]), 100.5)
+    ax.set_title(
+        f"Attainment against GPU-hours along each sweep ({meta['trace']} x{meta['scale']})"
+    )
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    paths.append(out / "attainment-vs-gpu-hours.png")
+    fig.tight_layout()
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 5))
+    demand_ax = ax.twinx()
+    shown = False
+    for policy, color in COLORS.items():
+        if not any(r.setting.policy == policy for r in results):
+            continue
+        r = best(results, policy)
+        tl = r.score.timeline
+        ax.step(
+            [p[0] / 60 for p in tl],
+            [p[1] for p in tl],
+            where="post",
+            color=color,
+            label=r.setting.label,
+            linewidth=2.5 if policy == "ours" else 1.0,
+        )
+        if not shown:
+            demand_ax.fill_between(
+                [p[0] / 60 for p in tl], [p[3] for p in tl], color="lightblue", alpha=0.4
+            )
+            shown = True
+    ax.set_zorder(demand_ax.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("replicas asked for")
+    demand_ax.set_ylabel("demand (requests/s over 60 s, shaded)")
+    ax.set_title("Replicas over time against demand (each policy's representative setting)")
+    ax.legend(loc="upper left", fontsize=8)
+    paths.append(out / "replicas-vs-demand.png")
+    fig.tight_layout()
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def write(meta: dict[str, Any], ctx: Context, results: list[Result], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scoreboard.json").write_text(json.dumps(to_json(meta, ctx, results), indent=2) + "\n")
+    (out / "scoreboard.md").write_text(to_markdown(meta, ctx, results))
+    return [out / "scoreboard.json", out / "scoreboard.md", *plot(meta, results, out)]
