@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools deps test unit lint crds demo cluster-up cluster-down clean
+.PHONY: all venv tools deps test unit lint crds manifests bench demo cluster-up cluster-down clean
 
 all: test
 
@@ -39,6 +39,15 @@ unit: venv
 
 crds: venv
 	$(VENV)/bin/llm-operator crd
+
+# manifests/install.yaml: the chart rendered with its default values (CRDs included).
+manifests: crds tools
+	bash hack/render-manifests.sh > manifests/install.yaml
+
+# The autoscaling benchmark on the Azure trace (../shared/data/traces/) at x4 and x16.
+bench: venv
+	$(VENV)/bin/llm-operator bench autoscaling --scale 4 --out docs/bench/x4
+	$(VENV)/bin/llm-operator bench autoscaling --scale 16 --out docs/bench/x16
 
 demo: venv tools deps
 	$(VENV)/bin/llm-operator demo

@@ -90,9 +90,22 @@ if [ "$(missing etcd)" = yes ]; then
   log "etcd built in $(( $(date +%s) - start ))s"
 fi
 
+# As helm's own Makefile does: the Kubernetes version that `helm template` and `helm lint`
+# assume comes from client-go's version (else v1.20, which fails kubeVersion: >=1.28).
+client_go=$(modver "$tools/helm/go.mod" k8s.io/client-go)
+kmajor=$(( $(echo "${client_go#v}" | cut -d. -f1) + 1 )); kminor=$(echo "$client_go" | cut -d. -f2)
+helm_ld="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  helm_ld="$helm_ld -X $p.k8sVersionMajor=$kmajor -X $p.k8sVersionMinor=$kminor"
+done
+# A helm built with other flags (an older version of this script) is rebuilt.
+if [ "$(missing helm)" = no ] && [ "$(cat "$bin/helm.ldflags" 2>/dev/null)" != "$helm_ld" ]; then
+  rm -f "$bin/helm"
+fi
 if [ "$(missing helm)" = yes ]; then
   start=$(date +%s)
-  go_build "$tools/helm" "$bin" "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean" helm.sh/helm/v3/cmd/helm
+  go_build "$tools/helm" "$bin" "$helm_ld" helm.sh/helm/v3/cmd/helm
+  echo "$helm_ld" > "$bin/helm.ldflags"
   built+=(helm)
   log "helm built in $(( $(date +%s) - start ))s"
 fi

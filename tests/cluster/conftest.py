@@ -15,8 +15,11 @@ import pytest
 import yaml
 
 from llm_operator import localcluster as lc
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.cluster
+CHART = REPO / "charts" / "llm-operator"
+RELEASE, RELEASE_NAMESPACE = "llm-operator", "llm-operator-system"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -77,6 +80,56 @@ def apply(
     return cluster.kubectl(
         "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs), check=check
     )
+
+
+def helm(
+    cluster: lc.LocalCluster, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        [cluster.binary("helm"), "--kubeconfig", str(cluster.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        env=cluster.env(),
+    )
+    if check and out.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)} failed: {out.stderr}")
+    return out
+
+
+def service_account_kubeconfig(cluster: lc.LocalCluster, name: str, namespace: str) -> Path:
+    token = cluster.kubectl("create", "token", name, "-n", namespace, "--duration=6h").stdout
+    return cluster.token_kubeconfig(token.strip(), f"{namespace}-{name}")
+
+
+@pytest.fixture(scope="session")
+def chart_kubeconfig(cluster: lc.LocalCluster) -> Path:
+    """`helm install` the chart (the CRD comes from its crds/) and return a kubeconfig holding
+    the token of the ServiceAccount it created: an operator run with it out of cluster has
+    exactly the rights the chart grants, no more."""
+    helm(
+        cluster,
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(CHART),
+        "-n",
+        RELEASE_NAMESPACE,
+        "--create-namespace",
+    )
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/llmdeployments.llmops.dev"
+    )
+    return service_account_kubeconfig(cluster, RELEASE, RELEASE_NAMESPACE)
+
+
+def forbidden_calls(op: OperatorProcess) -> list[str]:
+    """Log lines where RBAC refused the operator (the chart's role too narrow). Other 403s,
+    e.g. an Event posted into a namespace being deleted, are not about rights."""
+    return [
+        line
+        for line in op.log_path.read_text(errors="replace").splitlines()
+        if "forbidden: User" in line or ("cannot " in line and "system:serviceaccount" in line)
+    ]
 
 
 @pytest.fixture

@@ -24,7 +24,15 @@ from llm_operator.localcluster.prometheus import LocalPrometheus, find_prometheu
 from llm_operator.sim.engine import EngineSim
 from llm_operator.sim.model import model_for
 from tests.cases import base
-from tests.cluster.conftest import OperatorProcess, apply, condition, events, llmd, wait_for
+from tests.cluster.conftest import (
+    OperatorProcess,
+    apply,
+    condition,
+    events,
+    forbidden_calls,
+    llmd,
+    wait_for,
+)
 from tests.conftest import missing_infrastructure
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,12 +49,10 @@ def small_engine(namespace: str, name: str) -> EngineSim:
 
 @pytest.fixture(scope="module")
 def stack(
-    cluster: lc.LocalCluster, tmp_path_factory: pytest.TempPathFactory
+    cluster: lc.LocalCluster, chart_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[OperatorProcess, LocalPrometheus, PodBacking]]:
     if not find_prometheus():
         missing_infrastructure("prometheus is not installed (make deps installs it)")
-    cluster.kubectl("apply", "-f", str(REPO / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmdeployments.llmops.dev")
     tmp = tmp_path_factory.mktemp("autoscaler")
     prom = LocalPrometheus(scrape_interval=1.0, workdir=tmp / "prometheus")
     prom.start()
@@ -61,7 +67,8 @@ def stack(
             }
         )
     )
-    op = OperatorProcess(cluster, tmp / "operator.log", config=cfg)
+    # With the chart's ServiceAccount: the autoscaler needs no right the chart does not grant.
+    op = OperatorProcess(cluster, tmp / "operator.log", kubeconfig=chart_kubeconfig, config=cfg)
     op.start()
     backing = PodBacking(
         kubeconfig=str(cluster.kubeconfig), prometheus=prom, sim_factory=small_engine
@@ -236,3 +243,4 @@ async def test_scales_up_on_load_down_after_the_window_and_holds_without_metrics
     )
     status = llmd(cluster, "auto", namespace)["status"]
     assert status["metrics"]["hourlyCost"] > 0
+    assert forbidden_calls(op) == []  # the chart's rights were enough for all of it

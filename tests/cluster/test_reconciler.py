@@ -17,6 +17,7 @@ from tests.cluster.conftest import (
     apply,
     condition,
     events,
+    forbidden_calls,
     get_json,
     llmd,
     wait_for,
@@ -28,18 +29,14 @@ CHILD_KINDS = ("deployment", "service", "configmap", "networkpolicy", "poddisrup
 
 
 @pytest.fixture(scope="module")
-def crd(cluster: lc.LocalCluster) -> None:
-    cluster.kubectl("apply", "-f", str(REPO / "crds"))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/llmdeployments.llmops.dev"
-    )
-
-
-@pytest.fixture(scope="module")
 def operator(
-    cluster: lc.LocalCluster, crd: None, tmp_path_factory: pytest.TempPathFactory
+    cluster: lc.LocalCluster, chart_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log")
+    """The operator with the chart's ServiceAccount token: every scenario here runs with
+    exactly the rights `helm install` grants."""
+    op = OperatorProcess(
+        cluster, tmp_path_factory.mktemp("operator") / "operator.log", kubeconfig=chart_kubeconfig
+    )
     op.start()
     yield op
     op.stop()
@@ -111,7 +108,7 @@ def test_samples_create_owned_children_and_become_ready(
 
 @pytest.mark.parametrize("case", [c for c in INVALID if c.where == "schema"], ids=lambda c: c.id)
 def test_schema_refuses_invalid_manifests_with_a_readable_message(
-    cluster: lc.LocalCluster, crd: None, namespace: str, case: Bad
+    cluster: lc.LocalCluster, chart_kubeconfig: Path, namespace: str, case: Bad
 ) -> None:
     out = apply(cluster, case.manifest("bad"), namespace, check=False)
     assert out.returncode != 0
@@ -299,3 +296,9 @@ def test_killed_mid_reconcile_converges_without_duplicates(
             f"{n}-gateway" if kind == "configmap" else n for n in names
         ), kind
     assert partial <= len(names)
+
+
+def test_the_charts_rights_were_enough_for_every_scenario(operator: OperatorProcess) -> None:
+    # Last in this module: every scenario above ran with the chart's ServiceAccount.
+    assert operator.proc is not None and operator.proc.poll() is None
+    assert forbidden_calls(operator) == []

@@ -57,6 +57,12 @@ class OperatorMetrics:
             ["namespace", "name"],
             registry=r,
         )
+        self.ready = Gauge(
+            "llm_operator_ready_replicas",
+            "Ready replicas of the Deployment, as the autoscaler saw them",
+            ["namespace", "name"],
+            registry=r,
+        )
         self.limited = Gauge(
             "llm_operator_autoscaler_limited",
             "1 while a limit binds (max, budget, capacity)",
@@ -144,7 +150,7 @@ class Autoscaler:
         )
         demand = result.signals.tokens_per_second if result.signals else None
         self.histories[key] = remember(history, decision, now, demand)
-        self._report(body, obj, result, decision, price, history.limit)
+        self._report(body, obj, result, decision, replicas, price, history.limit)
         self.metrics.evaluation.observe(time.monotonic() - started)
         return decision
 
@@ -154,6 +160,7 @@ class Autoscaler:
         obj: LLMDeployment,
         result: SignalsResult,
         decision: Decision,
+        replicas: Replicas,
         price: float,
         previous_limit: str | None,
     ) -> None:
@@ -168,6 +175,7 @@ class Autoscaler:
         previous_reason = self.metrics_reasons.get((ns, name))
         self.metrics_reasons[(ns, name)] = result.reason
         m.desired.labels(ns, name).set(decision.desired)
+        m.ready.labels(ns, name).set(replicas.ready)
         if result.available:
             conds = set_condition(
                 conds, "MetricsAvailable", "True", "Ok", result.message, now=stamp

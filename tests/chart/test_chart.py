@@ -1,0 +1,188 @@
+"""helm lint and helm template: conventions, security, least privilege, schema, drift."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from llm_operator.config import OperatorConfig
+from tests.chart.conftest import ALL_ON, CHART, Render, one
+from tests.conftest import REPO
+
+Helm = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, ALL_ON, {"replicaCount": "3", "watchNamespaces": "{a,b}"}],
+    ids=["defaults", "everything-on", "leader-election"],
+)
+def test_helm_lint_strict_passes(helm: Helm, values: dict[str, str]) -> None:
+    out = helm("lint", "--strict", str(CHART), *[f"--set={k}={v}" for k, v in values.items()])
+    assert "0 chart(s) failed" in out.stdout
+
+
+def test_every_object_carries_the_standard_labels(render: Render) -> None:
+    for obj in render(**ALL_ON):
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "llm-operator"
+        assert labels["app.kubernetes.io/instance"] == "rel"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["helm.sh/chart"] == "llm-operator-0.1.0"
+
+
+def test_deployment_runs_non_root_read_only_without_capabilities(render: Render) -> None:
+    dep = one(render(), "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    (c,) = pod["containers"]
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["port"] == "health"
+    assert c["args"][:2] == ["run", "--config=/etc/llm-operator/config.yaml"]
+    assert not any(a.startswith("--peering") for a in c["args"])
+    assert dep["spec"]["strategy"]["type"] == "Recreate"  # never two operators at once
+    assert pod["serviceAccountName"] == "rel-llm-operator"
+    assert c["image"] == "ghcr.io/llmops-dev/llm-operator:0.1.0"
+
+
+def test_more_than_one_replica_turns_on_leader_election(render: Render) -> None:
+    objs = render(replicaCount="2")
+    args = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--peering=rel-llm-operator" in args
+    assert one(objs, "ClusterKopfPeering")["metadata"]["name"] == "rel-llm-operator"
+    rules = one(objs, "ClusterRole")["rules"]
+    assert any("clusterkopfpeerings" in r["resources"] for r in rules)
+    assert one(objs, "Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_watch_namespaces_and_scheduling_values_reach_the_pod(render: Render) -> None:
+    objs = render(
+        '--set-json=tolerations=[{"key":"ops","operator":"Exists"}]',
+        "--set=nodeSelector.pool=system",
+        "--set=watchNamespaces={team-a,team-b}",
+    )
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert "--namespace=team-a" in pod["containers"][0]["args"]
+    assert "--namespace=team-b" in pod["containers"][0]["args"]
+    assert pod["nodeSelector"] == {"pool": "system"}
+    assert pod["tolerations"] == [{"key": "ops", "operator": "Exists"}]
+
+
+def test_config_map_is_a_valid_operator_config_with_the_built_in_prices(render: Render) -> None:
+    cm = one(render(**{"operator.evaluationIntervalSeconds": "30"}), "ConfigMap")
+    config = OperatorConfig.model_validate(yaml.safe_load(cm["data"]["config.yaml"]))
+    assert config.evaluation_interval_seconds == 30
+    assert config.gpu_profiles == OperatorConfig().gpu_profiles  # values.yaml has not drifted
+
+
+def test_config_change_rolls_the_operator(render: Render) -> None:
+    def checksum(objs: list[dict[str, Any]]) -> str:
+        ann = one(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+        return str(ann["checksum/config"])
+
+    assert checksum(render()) != checksum(render(**{"operator.coldStartSeconds": "60"}))
+
+
+# The operator's calls (handlers/kube.py, kopf) and nothing else. A change here is a change to
+# what the operator may do in every cluster that installs it: review it as such.
+EXPECTED_RULES = {
+    ("llmops.dev", "llmdeployments"): {"get", "list", "watch", "patch"},
+    ("llmops.dev", "llmdeployments/status"): {"get", "patch"},
+    ("llmops.dev", "llmdeployments/scale"): {"get", "patch"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "services"): {"get", "create", "patch", "delete"},
+    ("", "configmaps"): {"get", "create", "patch", "delete"},
+    ("policy", "poddisruptionbudgets"): {"get", "create", "patch", "delete"},
+    ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch", "delete"},
+    ("monitoring.coreos.com", "servicemonitors"): {"get", "create", "patch", "delete"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+}
+
+
+def test_cluster_role_grants_exactly_what_the_operator_uses(render: Render) -> None:
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in one(render(), "ClusterRole")["rules"]:
+        assert "resourceNames" not in rule
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                granted.setdefault((group, res), set()).update(rule["verbs"])
+    assert granted == EXPECTED_RULES
+    binding = one(render(), "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "rel-llm-operator", "namespace": "ops"}
+    ]
+
+
+def test_rbac_and_service_account_can_be_brought_by_the_user(render: Render) -> None:
+    objs = render(
+        **{"rbac.create": "false", "serviceAccount.create": "false"},
+        **{"serviceAccount.name": "platform-operator"},
+    )
+    kinds = {o["kind"] for o in objs}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ServiceAccount"}
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "platform-operator"
+
+
+def test_optional_monitoring_objects_follow_their_flags(render: Render) -> None:
+    assert not {o["kind"] for o in render()} & {"ServiceMonitor", "PrometheusRule"}
+    objs = render(**ALL_ON)
+    sm = one(objs, "ServiceMonitor")
+    assert sm["spec"]["endpoints"][0]["honorLabels"] is True
+    assert sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "metrics"
+    svc = next(o for o in objs if o["kind"] == "Service")
+    assert svc["metadata"]["labels"]["app.kubernetes.io/component"] == "metrics"
+    dash = next(
+        o for o in objs if o["kind"] == "ConfigMap" and "dashboard" in o["metadata"]["name"]
+    )
+    assert dash["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dash["data"]["llm-operator.json"])["uid"] == "llm-operator"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("replicaCount=-1", "/replicaCount"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("unknownKey=1", "additional properties 'unknownKey' not allowed"),
+        ("metrics.port=0", "/metrics/port"),
+        ("operator.prometheusUrl=prometheus:9090", "/operator/prometheusUrl"),
+        ("operator.metricsWindow=60", "/operator/metricsWindow"),
+        ("operator.gpuProfiles.h100.product=x", "/operator/gpuProfiles/h100"),
+        ("prometheusRule.ttftSeconds=1", "/prometheusRule/ttftSeconds"),
+        ("prometheusRule.objective=1.5", "/prometheusRule/objective"),
+        ("watchNamespaces={Team_A}", "/watchNamespaces/0"),
+    ],
+)
+def test_schema_rejects_bad_values_with_the_path(helm: Helm, value: str, message: str) -> None:
+    out = helm("template", "rel", str(CHART), f"--set={value}", check=False)
+    assert out.returncode != 0
+    assert message in out.stderr
+
+
+def test_install_yaml_is_the_chart_rendered(bin_dir: Any) -> None:
+    rendered = subprocess.run(
+        ["bash", str(REPO / "hack" / "render-manifests.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"HELM": str(bin_dir / "helm"), "PATH": "/usr/bin:/bin"},
+    ).stdout
+    committed = (REPO / "manifests" / "install.yaml").read_text()
+    assert committed == rendered, "manifests/install.yaml is stale: run `make manifests`"
+    kinds = [d["kind"] for d in yaml.safe_load_all(committed) if d]
+    assert kinds[0] == "Namespace"
+    assert kinds.count("CustomResourceDefinition") == 2

@@ -1,0 +1,32 @@
+"""The Dockerfiles (no Docker engine here): each runs a console script the package defines, as a
+numeric non-root user, and the chart and operator config name the images they build."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import pytest
+import yaml
+
+from llm_operator.config import OperatorConfig
+from tests.conftest import REPO
+
+SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+@pytest.mark.parametrize("kind", ["operator", "gateway"])
+def test_dockerfile_runs_a_package_script_as_non_root(kind: str) -> None:
+    text = (REPO / "images" / f"{kind}.Dockerfile").read_text()
+    entry = re.search(r'^ENTRYPOINT \["([^"]+)"\]', text, re.M)
+    assert entry and entry.group(1) in SCRIPTS
+    user = re.findall(r"^USER (\S+)", text, re.M)
+    assert user and user[-1].split(":")[0].isdigit() and user[-1].split(":")[0] != "0"
+    assert f"ghcr.io/llmops-dev/llm-{kind}:" in text
+
+
+def test_chart_and_config_use_the_images_built_here() -> None:
+    values = yaml.safe_load((REPO / "charts" / "llm-operator" / "values.yaml").read_text())
+    assert values["image"]["repository"] == "ghcr.io/llmops-dev/llm-operator"
+    assert OperatorConfig().images.gateway.startswith("ghcr.io/llmops-dev/llm-gateway:")
+    assert values["operator"]["images"]["gateway"] == OperatorConfig().images.gateway
