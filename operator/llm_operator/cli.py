@@ -235,6 +235,12 @@ def sim() -> None:
 @click.option("--language", default="en", show_default=True)
 @click.option("--speed", default=1.0, show_default=True, help="Time compression factor.")
 @click.option("--legacy-metric-names", is_flag=True, help="vLLM's older metric names.")
+@click.option(
+    "--max-num-seqs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Sequences per batch, as vLLM's flag (default: the GPU model's).",
+)
 def sim_engine(
     host: str,
     port: int,
@@ -244,16 +250,22 @@ def sim_engine(
     language: str,
     speed: float,
     legacy_metric_names: bool,
+    max_num_seqs: int | None,
 ) -> None:
     """Run the engine simulator (OpenAI API, vLLM or TGI metric names)."""
     import asyncio
+    import dataclasses
 
     from llm_operator.sim.engine import EngineSim, serve
     from llm_operator.sim.model import model_for
 
+    model = model_for(gpu)
+    if max_num_seqs is not None:
+        model = dataclasses.replace(model, max_num_seqs=max_num_seqs)
+
     async def run() -> None:
         engine_sim = EngineSim(
-            model=model_for(gpu),
+            model=model,
             engine=engine,
             served_name=served_name,
             language=language,

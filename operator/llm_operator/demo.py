@@ -10,7 +10,6 @@ restarts) and stops everything it started.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import shutil
@@ -33,8 +32,6 @@ from llm_operator.localcluster.backing import PodBacking
 from llm_operator.localcluster.prometheus import LocalPrometheus
 from llm_operator.replay import ReplayResult, _p95, plot, replay
 from llm_operator.sim import trace
-from llm_operator.sim.engine import EngineSim
-from llm_operator.sim.model import model_for
 from llm_operator.sim.trace import DEFAULT_AZURE
 
 SAMPLES = lc.REPO_ROOT / "manifests" / "samples"
@@ -44,9 +41,53 @@ DEMO_MAX_NUM_SEQS = 8  # engine --max-num-seqs: 8 conversations per replica, so 
 AUTOSCALED = "llama-fp8"
 
 
-def _demo_engine(served_name: str, compress: float) -> EngineSim:
-    model = dataclasses.replace(model_for("h100"), max_num_seqs=DEMO_MAX_NUM_SEQS)
-    return EngineSim(model=model, served_name=served_name, speed=compress)
+def _engine_command(served_name: str, port: int, compress: float) -> list[str]:
+    """One engine simulator process per Ready pod, as vLLM would run in it."""
+    return [
+        str(Path(sys.executable).parent / "llm-operator"),
+        "sim",
+        "engine",
+        "--port",
+        str(port),
+        "--served-name",
+        served_name,
+        "--speed",
+        f"{compress:g}",
+        "--max-num-seqs",
+        str(DEMO_MAX_NUM_SEQS),
+    ]
+
+
+def _install_chart(cluster: lc.LocalCluster, console: Console) -> Path:
+    """helm install the chart (CRDs, ServiceAccount, least-privilege RBAC, config) and return a
+    kubeconfig with the chart's ServiceAccount token: the operator runs out of cluster (the
+    simulated nodes run no containers) with exactly the rights the chart grants."""
+    args = [
+        "install",
+        "llm-operator",
+        str(CHART),
+        "-n",
+        "llm-operator-system",
+        "--create-namespace",
+        "--set",
+        "replicaCount=0",
+    ]
+    console.print(f"  $ helm {' '.join(args).replace(str(lc.REPO_ROOT) + '/', '')}")
+    subprocess.run(
+        [cluster.binary("helm"), "--kubeconfig", str(cluster.kubeconfig), *args],
+        check=True,
+        capture_output=True,
+        env=cluster.env(),
+    )
+    cluster.kubectl("wait", "--for=condition=Established", "crd/llmdeployments.llmops.dev")
+    token = cluster.kubectl(
+        "create", "token", "llm-operator", "-n", "llm-operator-system", "--duration=24h"
+    ).stdout.strip()
+    console.print(
+        "  replicaCount=0: the operator runs here, out of cluster, with the token of the "
+        "chart's ServiceAccount (its RBAC, nothing more)"
+    )
+    return cluster.token_kubeconfig(token, "llm-operator")
 
 
 def _autoscaling_phase(
@@ -151,7 +192,7 @@ def _autoscaling_phase(
     return result, png
 
 
-CRDS = lc.REPO_ROOT / "crds"
+CHART = lc.REPO_ROOT / "charts" / "llm-operator"
 
 
 @dataclass
@@ -254,8 +295,7 @@ def run_demo(
                 for n in nodes
             )
         )
-        cluster.kubectl("apply", "-f", str(CRDS))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/llmdeployments.llmops.dev")
+        kubeconfig = _install_chart(cluster, console)
         exe = Path(sys.executable).parent / "llm-operator"
         log = (work / "operator.log").open("wb")
         cfg = work / "operator.yaml"
@@ -273,13 +313,14 @@ def run_demo(
             [str(exe), "run", "--liveness", "", "--metrics-port", "0", "--config", str(cfg)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=cluster.env(),
+            env={**cluster.env(), "KUBECONFIG": str(kubeconfig)},
             start_new_session=True,
         )
         backing = PodBacking(
             kubeconfig=str(cluster.kubeconfig),
             prometheus=prom,
-            sim_factory=lambda ns, n: _demo_engine(n, compress),
+            engine_command=lambda ns, n, port: _engine_command(n, port, compress),
+            workdir=work / "pods",
         )
         backing.start()
         console.print(
@@ -359,7 +400,7 @@ def run_demo(
             for o in _json(cluster, "get", "llmd")["items"]
             if o.get("status", {}).get("phase") == "Ready"
         ]
-        pids = [c.pid for c in cluster.components] + [operator.pid]
+        pids = [c.pid for c in cluster.components] + [operator.pid] + backing.pids()
         if prom.pid is not None:
             pids.append(prom.pid)
         return DemoResult(

@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 
 from llm_operator import localcluster as lc
-from llm_operator.localcluster.backing import PodBacking
+from llm_operator.localcluster.backing import Backend, PodBacking
 from llm_operator.sim.trace import Request
 
 WORDS_PER_TOKEN = 1 / 1.3
@@ -100,6 +100,21 @@ async def _one(
         result.met_slo += 1
 
 
+async def _leased(
+    session: aiohttp.ClientSession,
+    backing: PodBacking,
+    backend: Backend,
+    req: Request,
+    compress: float,
+    slo: tuple[float, float],
+    result: ReplayResult,
+) -> None:
+    try:
+        await _one(session, backend.gateway_url, req, compress, slo, result)
+    finally:
+        backing.release(backend)
+
+
 def _state(cluster: lc.LocalCluster, namespace: str, name: str) -> dict[str, Any]:
     out = cluster.kubectl("get", "llmd", name, "-n", namespace, "-o", "json", check=False)
     return json.loads(out.stdout) if out.returncode == 0 else {}
@@ -160,12 +175,14 @@ async def replay(
             delay = start + req.t / compress - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            url = backing.pick(namespace, name)
+            backend = backing.acquire(namespace, name)
             result.sent += 1
             arrivals.append(time.monotonic())
-            if url is None:
+            if backend is None:
                 continue  # no ready replica: the request fails, as it would for a user
-            task = asyncio.create_task(_one(session, url, req, compress, slo, result))
+            task = asyncio.create_task(
+                _leased(session, backing, backend, req, compress, slo, result)
+            )
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:

@@ -158,10 +158,32 @@ CASES = [
         reason_has=("2 replica(s) still loading",),
     ),
     Case(
-        "loading-but-still-short-adds-the-difference",
+        # The signals describe the two ready replicas; asking for more before the loading one
+        # arrives counted the same shortfall twice (overshoot in the benchmark).
+        "loading-holds-even-when-far-short",
         sig(ttft_p95=3.0, queue=40, kv_usage=0.9),
         Replicas(3, 2),
-        4,
+        3,
+        reason_has=("1 replica(s) still loading",),
+    ),
+    Case(
+        # Latency and load alone would allow 6 -> 2; 3,000 tokens/s at a proven 500 per replica
+        # (x1.1 probe) needs ceil(3000 / 550) = 6: no jump past what replicas were seen to carry.
+        "proven-capacity-bounds-scale-down",
+        sig(ttft_p95=0.1, itl_p95=0.01, queue=0, kv_usage=0.1, tokens_per_second=3000.0),
+        Replicas(6, 6),
+        6,
+        spec=spec(behavior={"maxScaleDownStep": 10, "scaleDownStabilizationSeconds": 0}),
+        history=History(proven=((NOW - 600, 500.0),)),
+        reason_has=("500 tokens/s per replica proven within the SLOs",),
+    ),
+    Case(
+        "proven-capacity-older-than-an-hour-is-forgotten",
+        sig(ttft_p95=0.1, itl_p95=0.01, queue=0, kv_usage=0.1, tokens_per_second=3000.0),
+        Replicas(6, 6),
+        2,
+        spec=spec(behavior={"maxScaleDownStep": 10, "scaleDownStabilizationSeconds": 0}),
+        history=History(proven=((NOW - 4000, 500.0),)),
     ),
     Case(
         "unschedulable-stops-asking",
@@ -346,3 +368,27 @@ def test_idle_goes_down_only_after_the_window_then_one_step_at_a_time() -> None:
     assert first_down * 15 >= 300
     assert all(a - b <= 1 for a, b in itertools.pairwise(path))
     assert path[-1] < 8
+
+
+def test_rates_within_the_slos_are_remembered_as_proven_and_breaches_are_not() -> None:
+    s = spec()
+    ok = decide(
+        sig(ttft_p95=0.3, itl_p95=0.02, queue=1, kv_usage=0.5, tokens_per_second=2000.0),
+        Replicas(4, 4),
+        s,
+        price_per_replica_hour=PRICE,
+        now=NOW,
+    )
+    assert ok.proven_rate == 500.0
+    h = remember(History(), ok, NOW, 2000.0)
+    assert h.proven == ((NOW, 500.0),)
+    breach = decide(
+        sig(ttft_p95=0.9, itl_p95=0.02, queue=1, kv_usage=0.5, tokens_per_second=4000.0),
+        Replicas(4, 4),
+        s,
+        price_per_replica_hour=PRICE,
+        now=NOW + 15,
+        history=h,
+    )
+    assert breach.proven_rate is None
+    assert remember(h, breach, NOW + 15, 4000.0).proven == h.proven

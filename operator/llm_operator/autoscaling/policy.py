@@ -9,8 +9,11 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    asks for ready x ratio replicas (at most x2 per decision), fast.
 3. Trend: when demand (tokens/s) rises, the load expected one cold start from now is used, so
    replicas start loading before the SLO breaks.
-4. Down only with headroom: every latency ratio under 0.8 and load that the smaller set carries
-   at 90% utilization; then slowly (stabilization window, step).
+4. Down only with headroom: every latency ratio under 0.8, load that the smaller set carries
+   at 90% utilization, latency that stays under 80% of target if it grows with the load per
+   replica, and tokens/s per replica at most 10% above the highest rate seen within the SLOs in
+   the last hour (a proven capacity: the policy never jumps past what replicas were seen to
+   carry); then slowly (stabilization window, step).
 5. Replicas still loading count as capacity already bought (no stacked scale-ups); pods that
    cannot be scheduled for lack of GPUs stop further requests (limit ``capacity``).
 6. Limits, each named in the decision: min/max, the $/hour budget, the cost-per-million-tokens
@@ -31,6 +34,8 @@ DOWN_UTILIZATION = 0.9  # the smaller set may run at 90% of what the targets all
 MAX_UP_FACTOR = 2.0
 TREND_WINDOW = 180.0  # seconds of demand history used for the slope
 MAX_SIGNAL_AGE = 60.0
+PROVEN_MEMORY = 3600.0  # seconds a per-replica rate seen within the SLOs stays proven
+PROBE = 1.1  # a scale-down may load replicas 10% past the proven rate, no further
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class History:
     recommendations: tuple[tuple[float, int], ...] = ()
     demand: tuple[tuple[float, float], ...] = ()  # (time, tokens/s)
     limit: str | None = None  # the limit that bound at the last decision
+    # (time, tokens/s per ready replica) observed while every latency was within its target
+    proven: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,7 @@ class Decision:
     reason: str
     limit: str | None = None
     hold: bool = False
+    proven_rate: float | None = None  # tokens/s per ready replica, when within the SLOs now
 
     @property
     def changed(self) -> bool:
@@ -200,8 +208,15 @@ def decide(
         # replica (conservative while a fixed part dominates; prefill-bound replicas show it).
         latency = max((ratios[n][0] for n in ratios if n not in load_names), default=0.0)
         need = max(load / DOWN_UTILIZATION, latency / DOWN_HEADROOM) * trend
-        rec = min(max(1, math.ceil(basis * need - 1e-9)), cur)
+        rec = max(1, math.ceil(basis * need - 1e-9))
         why = [ratios[n][1] for n in ratios] or ["idle"]
+        proven = max((v for ts, v in history.proven if now - ts <= PROVEN_MEMORY), default=0.0)
+        if proven > 0 and signals.tokens_per_second:
+            carried = math.ceil(signals.tokens_per_second * trend / (proven * PROBE) - 1e-9)
+            if carried > rec:
+                rec = carried
+                why.append(f"{proven:.0f} tokens/s per replica proven within the SLOs")
+        rec = min(rec, cur)
     else:
         rec = cur
         why = [ratios[n][1] for n in ratios]
@@ -211,7 +226,9 @@ def decide(
     desired = rec
     if rec > cur and replicas.unschedulable:
         desired, limit = cur, "capacity"
-    if rec > replicas.ready and rec <= cur and replicas.loading:
+    if rec > replicas.ready and replicas.loading and rec >= cur:
+        # The signals still describe the load on the ready replicas alone; asking again before
+        # the loading ones arrive would count the same shortfall twice.
         desired = cur
         why.append(f"{replicas.loading} replica(s) still loading")
 
@@ -259,7 +276,13 @@ def decide(
     reason = f"{cur} -> {desired}: " + ", ".join(dict.fromkeys(w for w in why if w))
     if limit:
         reason += f"; limited by {limit}"
-    return Decision(cur, desired, rec, reason, limit)
+    within = all(ratios[n][0] <= 1 for n in ratios if n not in load_names)
+    proven_rate = (
+        signals.tokens_per_second / replicas.ready
+        if within and signals.tokens_per_second and replicas.ready
+        else None
+    )
+    return Decision(cur, desired, rec, reason, limit, proven_rate=proven_rate)
 
 
 def remember(
@@ -276,4 +299,7 @@ def remember(
         recs += ((now, decision.recommendation),)
     if demand is not None:
         dem += ((now, demand),)
-    return History(recommendations=recs, demand=dem, limit=decision.limit)
+    proven = tuple((t, v) for t, v in history.proven if now - t <= PROVEN_MEMORY)
+    if decision.proven_rate is not None:
+        proven += ((now, decision.proven_rate),)
+    return History(recommendations=recs, demand=dem, limit=decision.limit, proven=proven)

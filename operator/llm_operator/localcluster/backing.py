@@ -5,6 +5,11 @@ gets an engine simulator and a gateway on loopback ports; the gateway reads the 
 the operator wrote for that LLMDeployment (only the engine URL is pointed at the simulator).
 Both are registered as Prometheus targets with the labels a ServiceMonitor would give them
 (``namespace``, ``pod``, ``llmops_dev_deployment``). When a pod goes away, so do its servers.
+
+Two modes: in process (tests; ``sim_factory`` builds each simulator, all pods share this
+process's event loop) and, with ``engine_command``, one engine process (``llm-operator sim
+engine``) and one gateway process (``llm-gateway``) per pod, as in a real pod — the demo uses it
+so a fleet of simulated replicas is not limited to one Python core.
 """
 
 from __future__ import annotations
@@ -12,10 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import yaml
@@ -32,6 +42,7 @@ from llm_operator.sim.engine import EngineSim
 from llm_operator.sim.engine import serve as serve_engine
 
 SimFactory = Callable[[str, str], EngineSim]  # (namespace, deployment) -> simulator
+EngineCommand = Callable[[str, str, int], list[str]]  # (namespace, deployment, port) -> argv
 
 
 @dataclass
@@ -39,15 +50,20 @@ class Backend:
     namespace: str
     deployment: str
     pod: str
-    sim: EngineSim
     gateway_url: str
     engine_url: str
+    sim: EngineSim | None = None  # in-process mode
     runners: list[web.AppRunner] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)  # process mode
+    inflight: int = 0  # requests the load generator has outstanding here
+    starting: bool = False  # process mode: until the gateway answers /readyz
     draining: bool = False
 
     @property
     def busy(self) -> int:
-        return len(self.sim.running) + len(self.sim.waiting)
+        if self.sim is not None:
+            return len(self.sim.running) + len(self.sim.waiting)
+        return self.inflight
 
 
 @dataclass
@@ -55,6 +71,8 @@ class PodBacking:
     kubeconfig: str
     prometheus: LocalPrometheus | None
     sim_factory: SimFactory = lambda ns, name: EngineSim(served_name=name)
+    engine_command: EngineCommand | None = None  # set: one engine + one gateway process per pod
+    workdir: Path | None = None  # process mode: gateway configs and per-pod logs
     poll_seconds: float = 0.5
     backends: dict[str, Backend] = field(default_factory=dict)
     _loop: asyncio.AbstractEventLoop | None = None
@@ -91,19 +109,35 @@ class PodBacking:
             if b.namespace == namespace and b.deployment == deployment
         ]
 
-    def pick(self, namespace: str, deployment: str) -> str | None:
+    def _choose(self, namespace: str, deployment: str) -> Backend | None:
         """Least outstanding requests, ties broken round-robin (what a Service mesh does)."""
         bs = [
             b
             for b in list(self.backends.values())
-            if b.namespace == namespace and b.deployment == deployment
+            if b.namespace == namespace
+            and b.deployment == deployment
+            and not (b.starting or b.draining)
         ]
         if not bs:
             return None
         start = next(self._rr) % len(bs)
         ordered = bs[start:] + bs[:start]
-        best = min(ordered, key=lambda b: b.busy)
-        return best.gateway_url
+        return min(ordered, key=lambda b: b.busy)
+
+    def pick(self, namespace: str, deployment: str) -> str | None:
+        b = self._choose(namespace, deployment)
+        return b.gateway_url if b else None
+
+    def acquire(self, namespace: str, deployment: str) -> Backend | None:
+        """Choose a backend for one request and count it outstanding until ``release``."""
+        b = self._choose(namespace, deployment)
+        if b is not None:
+            b.inflight += 1
+        return b
+
+    @staticmethod
+    def release(b: Backend) -> None:
+        b.inflight -= 1
 
     # ------------------------------------------------------------------ loop
     async def _main(self) -> None:
@@ -149,23 +183,52 @@ class PodBacking:
         cm = await asyncio.to_thread(
             self._core.read_namespaced_config_map, config_map_name(deployment), namespace
         )
-        sim = self.sim_factory(namespace, deployment)
         eport, gport = free_port(), free_port()
-        runners = [await serve_engine(sim, "127.0.0.1", eport)]
         data = yaml.safe_load((cm.data or {})[CONFIG_FILE])
         data["engineUrl"] = f"http://127.0.0.1:{eport}"
         data.pop("apiKeysDir", None)  # Secrets are not mounted into simulated pods
-        gw = Gateway(initial=GatewayConfig.model_validate(data))
-        runners.append(await serve_gateway(gw, "127.0.0.1", gport))
-        self.backends[key] = Backend(
-            namespace,
-            deployment,
-            pod,
-            sim,
-            f"http://127.0.0.1:{gport}",
-            f"http://127.0.0.1:{eport}",
-            runners,
-        )
+        urls = (f"http://127.0.0.1:{gport}", f"http://127.0.0.1:{eport}")
+        if self.engine_command is None:
+            sim = self.sim_factory(namespace, deployment)
+            runners = [await serve_engine(sim, "127.0.0.1", eport)]
+            gw = Gateway(initial=GatewayConfig.model_validate(data))
+            runners.append(await serve_gateway(gw, "127.0.0.1", gport))
+            self.backends[key] = Backend(namespace, deployment, pod, *urls, sim, runners)
+            return
+        assert self.workdir is not None, "process mode needs a workdir"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cfg = self.workdir / f"{namespace}-{pod}-gateway.yaml"
+        cfg.write_text(yaml.safe_dump(data))
+        gateway = str(Path(sys.executable).parent / "llm-gateway")
+        argvs = [
+            self.engine_command(namespace, deployment, eport),
+            [gateway, "--config", str(cfg), "--host", "127.0.0.1", "--port", str(gport)],
+        ]
+        procs = []
+        with (self.workdir / f"{namespace}-{pod}.log").open("ab") as log:
+            for argv in argvs:
+                procs.append(
+                    subprocess.Popen(
+                        argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
+        b = Backend(namespace, deployment, pod, *urls, procs=procs, starting=True)
+        self.backends[key] = b  # known (and cleaned up) before it serves
+        b.starting = not await self._wait_ready(b)
+
+    async def _wait_ready(self, b: Backend, timeout: float = 30.0) -> bool:
+        """The gateway's /readyz is 200 once the engine behind it answers /health."""
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline and all(p.poll() is None for p in b.procs):
+                with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                    async with session.get(
+                        f"{b.gateway_url}/readyz", timeout=aiohttp.ClientTimeout(total=1)
+                    ) as r:
+                        if r.status == 200:
+                            return True
+                await asyncio.sleep(0.1)
+        return False
 
     async def _drain(self, key: str, grace: float = 60.0) -> None:
         b = self.backends.get(key)
@@ -182,6 +245,20 @@ class PodBacking:
         for r in reversed(b.runners):
             with contextlib.suppress(Exception):
                 await r.cleanup()
+        for p in b.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in b.procs:
+            try:
+                await asyncio.to_thread(p.wait, 5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                await asyncio.to_thread(p.wait, 5)
+
+    def pids(self) -> list[int]:
+        """Processes of every backed pod (process mode), for leak checks."""
+        return [p.pid for b in list(self.backends.values()) for p in b.procs]
 
     def _publish_targets(self) -> None:
         if self.prometheus is None:

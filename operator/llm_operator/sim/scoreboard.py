@@ -52,7 +52,7 @@ class Context:
     cold_start: float
     price: float
     rate: float  # the oracle's calibrated requests/s per replica
-    initial: int = 2
+    initial: int = 2  # replicas at t=0 for every autoscaler (see warm_start)
     max_replicas: int = 100
 
 
@@ -136,6 +136,15 @@ def _run_in_worker(s: Setting) -> tuple[Setting, Score]:
     return s, run_setting(s, _CTX)
 
 
+def warm_start(trace: list[Request], rate: float, seconds: float = 120.0) -> int:
+    """Replicas at t=0: what the first ``seconds`` of demand need at the calibrated rate. The
+    trace is a slice of a service that was already running; starting every policy cold at a
+    fixed count would score the first cold start, not the policy."""
+    oracle = Oracle(trace, rate, cold_start=0.0)
+    first = max(oracle.demand(t) for t in range(0, int(seconds), 10))
+    return max(1, math.ceil(first / rate))
+
+
 def peak_replicas(trace: list[Request], rate: float) -> int:
     oracle = Oracle(trace, rate, cold_start=0.0)
     end = trace[-1].t if trace else 0.0
@@ -169,7 +178,16 @@ def run_benchmark(
     rate = rate or calibrate(trace, model, slo=slo)
     peak = peak_replicas(trace, rate)
     # maxReplicas as a platform team would set it: twice the peak need, for every policy.
-    ctx = Context(trace, model, slo, cold_start, price, rate, max_replicas=max(4, 2 * peak))
+    ctx = Context(
+        trace,
+        model,
+        slo,
+        cold_start,
+        price,
+        rate,
+        initial=warm_start(trace, rate),
+        max_replicas=max(4, 2 * peak),
+    )
     chosen = [s for s in settings(peak) if only is None or s.policy in only]
     on_start(len(chosen))
     results: list[Result] = []
@@ -242,6 +260,7 @@ def to_json(meta: dict[str, Any], ctx: Context, results: list[Result]) -> dict[s
         "price_per_replica_hour": ctx.price,
         "oracle_rate_per_replica": ctx.rate,
         "max_replicas": ctx.max_replicas,
+        "initial_replicas": ctx.initial,
         "results": [
             {"policy": r.setting.policy, "knob": r.setting.knob, "value": r.setting.value}
             | _score_dict(r.score)
@@ -260,7 +279,8 @@ def to_markdown(meta: dict[str, Any], ctx: Context, results: list[Result]) -> st
         f"Trace `{meta['trace']}` x{meta['scale']}, {meta['requests']:,} requests, "
         f"{meta['gpu']} at ${ctx.price:.2f}/h, SLO TTFT <= {ctx.slo[0]:g} s and mean ITL <= "
         f"{ctx.slo[1] * 1000:g} ms, cold start {ctx.cold_start:g} s; oracle rate "
-        f"{ctx.rate:.2f} req/s per replica; maxReplicas {ctx.max_replicas} for every policy.",
+        f"{ctx.rate:.2f} req/s per replica; every autoscaler starts at {ctx.initial} replicas "
+        f"(the first 2 minutes' need) with maxReplicas {ctx.max_replicas}.",
         "",
         "| policy | setting | SLO attainment | TTFT p50 / p99 (ms) | ITL p50 / p99 (ms) "
         "| GPU-hours | $ | $/M output tokens | scale events | reversals |",
