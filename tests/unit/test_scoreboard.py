@@ -59,6 +59,9 @@ def test_goal_figures_are_ratios_of_gpu_hours() -> None:
     assert g["ours"] == "ours target/SLO=1"
     assert g["ours_vs_best_baseline"] == pytest.approx(2.4 / 3.4)
     assert g["ours_vs_oracle"] == pytest.approx(2.4 / 2.2)
+    # Static is a bound, not an autoscaler: the cheapest autoscaler at the bar is KPA at 9.0.
+    assert g["best_autoscaler"] == "kpa concurrency=8"
+    assert g["ours_vs_best_autoscaler"] == pytest.approx(2.4 / 9.0)
 
 
 def test_benchmark_writes_json_markdown_and_plots(tmp_path: Path) -> None:
