@@ -371,34 +371,34 @@ def plot(meta: dict[str, Any], results: list[Result], out: Path) -> list[Path]:
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(10, 5))
-    demand_ax = ax.twinx()
-    shown = False
-    for policy, color in COLORS.items():
-        if not any(r.setting.policy == policy for r in results):
-            continue
+    policies = [p for p in COLORS if any(r.setting.policy == p for r in results)]
+    fig, axes = plt.subplots(
+        len(policies), 1, figsize=(10, 1.4 * len(policies) + 1), sharex=True, squeeze=False
+    )
+    for ax, policy in zip(axes[:, 0], policies, strict=True):
         r = best(results, policy)
         tl = r.score.timeline
-        ax.step(
-            [p[0] / 60 for p in tl],
-            [p[1] for p in tl],
-            where="post",
-            color=color,
-            label=r.setting.label,
-            linewidth=2.5 if policy == "ours" else 1.0,
+        minutes = [p[0] / 60 for p in tl]
+        demand_ax = ax.twinx()
+        demand_ax.fill_between(minutes, [p[3] for p in tl], color="lightblue", alpha=0.5)
+        demand_ax.set_yticks([])
+        ax.set_zorder(demand_ax.get_zorder() + 1)
+        ax.patch.set_visible(False)
+        ax.step(minutes, [p[1] for p in tl], where="post", color=COLORS[policy], linewidth=1.6)
+        ax.set_ylabel("replicas", fontsize=8)
+        ax.set_title(
+            f"{r.setting.label}: {r.score.attainment:.2%} attainment, "
+            f"{r.score.gpu_hours:.2f} GPU-h",
+            fontsize=9,
+            loc="left",
         )
-        if not shown:
-            demand_ax.fill_between(
-                [p[0] / 60 for p in tl], [p[3] for p in tl], color="lightblue", alpha=0.4
-            )
-            shown = True
-    ax.set_zorder(demand_ax.get_zorder() + 1)
-    ax.patch.set_visible(False)
-    ax.set_xlabel("minutes")
-    ax.set_ylabel("replicas asked for")
-    demand_ax.set_ylabel("demand (requests/s over 60 s, shaded)")
-    ax.set_title("Replicas over time against demand (each policy's representative setting)")
-    ax.legend(loc="upper left", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("minutes (shaded: demand, requests/s over 60 s)")
+    fig.suptitle(
+        f"Replicas asked for against demand ({meta['trace']} x{meta['scale']}; each policy's "
+        "representative setting)",
+        fontsize=10,
+    )
     paths.append(out / "replicas-vs-demand.png")
     fig.tight_layout()
     fig.savefig(paths[-1], dpi=110)
