@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from llm_operator import localcluster as lc
+from llm_operator.localcluster.prometheus import LocalPrometheus, find_prometheus
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +33,17 @@ def bin_dir() -> Path:
     except Exception as exc:  # a failed build or a missing Go toolchain
         missing_infrastructure(f"control-plane binaries unavailable: {exc}")
         raise
+
+
+@pytest.fixture
+def prometheus() -> Iterator[LocalPrometheus]:
+    """A real Prometheus (Debian's) on loopback, scraping every 0.5 s."""
+    if not find_prometheus():
+        missing_infrastructure("prometheus is not installed (make deps installs it)")
+    p = LocalPrometheus(scrape_interval=0.5)
+    p.start()
+    yield p
+    p.stop()
 
 
 @pytest.fixture(scope="session")

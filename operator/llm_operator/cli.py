@@ -14,6 +14,25 @@ from llm_operator import __version__
 CACHE = Path(".cache")
 
 
+def _trace(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
+    from llm_operator.sim.trace import resolve
+
+    path = resolve(value)
+    if path is not None and not path.exists():
+        raise click.BadParameter(f"no trace at {path}")
+    return path
+
+
+trace_option = click.option(
+    "--trace",
+    "trace_path",
+    default=None,
+    callback=_trace,
+    help="Trace file (Azure CSV, CSV or JSONL), or 'synthetic'. Default: the Azure "
+    "conversation trace at ../shared/data/traces/ when present, else synthetic.",
+)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="llm-operator")
 def main() -> None:
@@ -114,15 +133,9 @@ def run(
     "faster; figures are reported in real time.",
 )
 @click.option("--minutes", default=15.0, show_default=True, help="Trace minutes to replay.")
-@click.option(
-    "--trace",
-    "trace_path",
-    default=None,
-    help="Trace file (Azure CSV, CSV or JSONL), or 'synthetic'. Default: the Azure "
-    "conversation trace at ../shared/data/traces/ when present, else synthetic.",
-)
+@trace_option
 @click.option("--out", type=click.Path(path_type=Path), default=CACHE / "demo", show_default=True)
-def demo(compress: float, minutes: float, trace_path: str | None, out: Path) -> None:
+def demo(compress: float, minutes: float, trace_path: Path | None, out: Path) -> None:
     """Run the operator on a local control plane with simulated GPU nodes and a real trace."""
     from llm_operator.demo import run_demo
 
@@ -149,13 +162,7 @@ def bench() -> None:
 
 
 @bench.command("autoscaling")
-@click.option(
-    "--trace",
-    "trace_path",
-    default=None,
-    help="Trace file (Azure CSV, CSV or JSONL), or 'synthetic'. Default: the Azure "
-    "conversation trace at ../shared/data/traces/ when present, else synthetic.",
-)
+@trace_option
 @click.option("--scale", "k", default=4, show_default=True, help="Repeat each request k times.")
 @click.option(
     "--slo",
@@ -170,7 +177,7 @@ def bench() -> None:
 @click.option("--workers", type=int, default=None, help="Processes (default: one per core).")
 @click.option("--out", type=click.Path(path_type=Path), default=CACHE / "bench", show_default=True)
 def bench_autoscaling(
-    trace_path: str | None,
+    trace_path: Path | None,
     k: int,
     slo: tuple[float, float],
     gpu: str,
@@ -184,13 +191,10 @@ def bench_autoscaling(
 
     from llm_operator.sim import scoreboard, trace
 
-    if trace_path == "synthetic" or (trace_path is None and not trace.DEFAULT_AZURE.exists()):
+    if trace_path is None:
         requests, name = trace.synthetic(seed=7), "synthetic"
     else:
-        path = Path(trace_path) if trace_path else trace.DEFAULT_AZURE
-        if not path.exists():
-            raise click.BadParameter(f"no trace at {path}", param_hint="--trace")
-        requests, name = trace.load(path), path.name
+        requests, name = trace.load(trace_path), trace_path.name
     requests = trace.scale(requests, k)
     unknown = set(only) - {"ours", "oracle", *scoreboard.BASELINES}
     if unknown:

@@ -32,7 +32,6 @@ from llm_operator.localcluster.backing import PodBacking
 from llm_operator.localcluster.prometheus import LocalPrometheus
 from llm_operator.replay import ReplayResult, _p95, plot, replay
 from llm_operator.sim import trace
-from llm_operator.sim.trace import DEFAULT_AZURE
 
 SAMPLES = lc.REPO_ROOT / "manifests" / "samples"
 COLD_START_SECONDS = 90.0  # a 7-8B replica with warm caches (DESIGN.md: 60/90/300 s)
@@ -97,14 +96,14 @@ def _autoscaling_phase(
     *,
     compress: float,
     minutes: float,
-    trace_path: str | None,
+    trace_path: str | Path | None,
     out_dir: Path,
 ) -> tuple[ReplayResult, Path]:
-    if trace_path == "synthetic" or (trace_path is None and not DEFAULT_AZURE.exists()):
+    path = trace.resolve(trace_path)
+    if path is None:
         requests = trace.synthetic(seconds=minutes * 60, base_rate=2.5, seed=7)
         source = f"a synthetic day compressed into {minutes:g} minutes (seed 7)"
     else:
-        path = Path(trace_path) if trace_path else DEFAULT_AZURE
         requests = trace.window(trace.load(path), 0, minutes * 60)
         source = (
             f"the first {minutes:g} minutes of {path.name} (Azure LLM inference trace "
@@ -257,7 +256,7 @@ def run_demo(
     *,
     compress: float = 4.0,
     minutes: float = 12.0,
-    trace_path: str | None = None,
+    trace_path: str | Path | None = None,
     console: Console | None = None,
     timeout: float = 300.0,
     out_dir: Path | None = None,

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from llm_operator.gateway.metrics import GatewayMetrics
 from llm_operator.handlers.autoscaler import OperatorMetrics
-from llm_operator.localcluster.prometheus import LocalPrometheus, find_prometheus
+from llm_operator.localcluster.prometheus import LocalPrometheus
 from llm_operator.sim.engine import EngineMetrics
 from tests.chart.conftest import ALL_ON, Render, one
 from tests.conftest import missing_infrastructure
@@ -165,16 +164,6 @@ def test_every_expression_names_only_exported_metrics(render: Render) -> None:
         used = metric_names(expr)
         assert used, f"no metric selector in {expr}"
         assert used <= known, f"{expr} names metrics nobody exports: {used - known}"
-
-
-@pytest.fixture
-def prometheus() -> Iterator[LocalPrometheus]:
-    if not find_prometheus():
-        missing_infrastructure("prometheus is not installed (make deps installs it)")
-    p = LocalPrometheus(scrape_interval=1.0)
-    p.start()
-    yield p
-    p.stop()
 
 
 def raw_query(prom: LocalPrometheus, expr: str) -> dict[str, Any]:

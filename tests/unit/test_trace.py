@@ -62,3 +62,9 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     empty.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n")
     with pytest.raises(ValueError, match="no requests"):
         trace.load(empty)
+
+
+def test_resolve_names_the_trace_a_command_reads(tmp_path: Path) -> None:
+    assert trace.resolve("synthetic") is None
+    assert trace.resolve(tmp_path / "t.csv") == tmp_path / "t.csv"
+    assert trace.resolve(None) == (trace.DEFAULT_AZURE if trace.DEFAULT_AZURE.exists() else None)

@@ -43,6 +43,14 @@ def _parse_time(value: str) -> float:
         return datetime.fromisoformat(text).timestamp()
 
 
+def resolve(path: str | Path | None) -> Path | None:
+    """The trace a command should read: None means the synthetic day (asked for with
+    "synthetic", or no path given and the Azure trace is not at ../shared/data/traces/)."""
+    if str(path) == "synthetic" or (path is None and not DEFAULT_AZURE.exists()):
+        return None
+    return Path(path) if path else DEFAULT_AZURE
+
+
 def load(path: str | Path) -> list[Request]:
     """Azure CSV (TIMESTAMP, ContextTokens, GeneratedTokens), a generic CSV with columns
     timestamp, input_tokens, output_tokens, or JSONL with those keys."""
