@@ -167,6 +167,15 @@ CASES = [
         reason_has=("1 replica(s) still loading",),
     ),
     Case(
+        # At maxReplicas the limit answers even while one loads, so ScalingLimited stays one
+        # continuous episode instead of flapping off and on with the loading hold.
+        "loading-at-the-ceiling-still-reports-the-limit",
+        sig(ttft_p95=3.0, queue=40, kv_usage=0.9),
+        Replicas(10, 9),
+        10,
+        limit="maxReplicas",
+    ),
+    Case(
         # Latency and load alone would allow 6 -> 2; 3,000 tokens/s at a proven 500 per replica
         # (x1.1 probe) needs ceil(3000 / 550) = 6: no jump past what replicas were seen to carry.
         "proven-capacity-bounds-scale-down",

@@ -226,14 +226,18 @@ def decide(
     desired = rec
     if rec > cur and replicas.unschedulable:
         desired, limit = cur, "capacity"
-    if rec > replicas.ready and replicas.loading and rec >= cur:
+    c = spec.cost
+    ceiling = spec.max_replicas
+    if c.max_hourly_cost:
+        ceiling = min(ceiling, math.floor(c.max_hourly_cost / price_per_replica_hour + 1e-9))
+    if rec > replicas.ready and replicas.loading and rec >= cur and cur < ceiling:
         # The signals still describe the load on the ready replicas alone; asking again before
-        # the loading ones arrive would count the same shortfall twice.
+        # the loading ones arrive would count the same shortfall twice. (At the ceiling the
+        # limit below answers, so the binding limit stays reported while replicas load.)
         desired = cur
         why.append(f"{replicas.loading} replica(s) still loading")
 
     # Cost per million tokens: a soft cap that only applies while the SLOs hold.
-    c = spec.cost
     if c.target_cost_per_million_tokens and signals.tokens_per_second and not breaches:
         mtok_per_hour = signals.tokens_per_second * 3600 / 1e6
         cap = max(
