@@ -92,7 +92,8 @@ def test_upgrade_rolls_the_config_and_uninstall_keeps_the_crd_and_objects(
 ) -> None:
     release, ns = "second", f"{namespace}-ops"
     name = f"{release}-llm-operator"
-    helm(cluster, "install", release, str(CHART), "-n", ns, "--create-namespace")
+    installed = helm(cluster, "install", release, str(CHART), "-n", ns, "--create-namespace")
+    assert "`helm uninstall` keeps the CRD" in installed.stdout  # NOTES.txt says so up front
     before = get_json(cluster, "deployment", name, "-n", ns)
     helm(
         cluster,
