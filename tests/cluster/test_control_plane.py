@@ -173,3 +173,25 @@ def test_kubectl_and_helm_report_the_built_versions(cluster: lc.LocalCluster) ->
         [cluster.binary("helm"), "version", "--short"], capture_output=True, text=True, check=True
     )
     assert helm.stdout.strip().startswith(lc.pinned_versions()["helm"])
+
+
+def test_discovery_is_safe_from_many_handler_threads(cluster: lc.LocalCluster) -> None:
+    # kopf runs handlers on worker threads; a discovery miss (no ServiceMonitor CRD here)
+    # rebuilds the dynamic client's cache, which raised KeyError('resources') when two threads
+    # did it at once, and the reconcile then waited kopf's retry backoff.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubernetes import client, config
+
+    from llm_operator.handlers.kube import Kube
+
+    kube = Kube(api=config.new_client_from_config(config_file=str(cluster.kubeconfig)))
+    assert isinstance(kube.api, client.ApiClient)
+
+    def probe(_: int) -> bool:
+        return kube.has_api("monitoring.coreos.com/v1", "ServiceMonitor", ttl=0)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(probe, range(48)))
+    assert results == [False] * 48
+    assert kube.has_api("apps/v1", "Deployment")

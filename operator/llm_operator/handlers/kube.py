@@ -93,6 +93,10 @@ class Kube:
     _dyn: DynamicClient | None = None
     _api_cache: dict[str, tuple[float, bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # The dynamic client's discovery cache is not thread-safe: a lookup that misses (e.g. no
+    # ServiceMonitor CRD) rebuilds the cache, and two handler threads rebuilding at once raised
+    # KeyError('resources') — the reconcile then waited kopf's 60 s backoff. One at a time.
+    _discovery_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def connect(cls, kubeconfig: str | None = None, field_manager: str = "llm-operator") -> Kube:
@@ -110,7 +114,9 @@ class Kube:
             return self._dyn
 
     def _resource(self, api_version: str, kind: str) -> Any:
-        return self.dyn.resources.get(api_version=api_version, kind=kind)
+        dyn = self.dyn
+        with self._discovery_lock:
+            return dyn.resources.get(api_version=api_version, kind=kind)
 
     # ------------------------------------------------------------------ discovery
     def has_api(self, api_version: str, kind: str, ttl: float = 60.0) -> bool:

@@ -51,9 +51,15 @@ def _config(memo: kopf.Memo) -> OperatorConfig:
     return config
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+# The reconcile is idempotent (server-side apply of fixed names): an unexpected error is
+# retried after 15 s instead of kopf's default 60 s, so a child cannot stay missing for a minute
+# while the status already says Ready.
+RETRY_BACKOFF = 15
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL, backoff=RETRY_BACKOFF)
+@kopf.on.create(GROUP, VERSION, PLURAL, backoff=RETRY_BACKOFF)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", backoff=RETRY_BACKOFF)
 def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     rec.reconcile(_kube(memo), _config(memo), dict(body))
 
