@@ -82,6 +82,13 @@ def apply(
     )
 
 
+def patch_spec(cluster: lc.LocalCluster, name: str, namespace: str, spec: dict[str, Any]) -> None:
+    """`kubectl patch llmd NAME --type=merge -p '{"spec": ...}'`, as a user changes a field."""
+    cluster.kubectl(
+        "patch", "llmd", name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": spec})
+    )
+
+
 def helm(
     cluster: lc.LocalCluster, *args: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:

@@ -20,6 +20,7 @@ from tests.cluster.conftest import (
     forbidden_calls,
     get_json,
     llmd,
+    patch_spec,
     wait_for,
 )
 
@@ -149,16 +150,7 @@ def test_generation_change_updates_config_map_without_rolling(
     apply(cluster, base("gen"), namespace)
     wait_ready(cluster, "gen", namespace)
     before = get_json(cluster, "deployment", "gen", "-n", namespace)
-    cluster.kubectl(
-        "patch",
-        "llmd",
-        "gen",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"generation": {"temperature": 1.2}}}),
-    )
+    patch_spec(cluster, "gen", namespace, {"generation": {"temperature": 1.2}})
     wait_for(
         lambda: (
             "temperature: 1.2"
@@ -185,16 +177,7 @@ def test_quantization_change_rolls_the_deployment(
     apply(cluster, base("roll"), namespace)
     wait_ready(cluster, "roll", namespace)
     before = get_json(cluster, "deployment", "roll", "-n", namespace)
-    cluster.kubectl(
-        "patch",
-        "llmd",
-        "roll",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"quantization": {"mode": "fp8"}}}),
-    )
+    patch_spec(cluster, "roll", namespace, {"quantization": {"mode": "fp8"}})
 
     def rolled() -> Any:
         d = get_json(cluster, "deployment", "roll", "-n", namespace)

@@ -77,7 +77,7 @@ def test_oracle_holds_for_the_peak_one_cold_start_ahead() -> None:
     assert oracle.decide_snapshot(dataclasses.replace(snap, at=400.0)) == 1
 
 
-def test_calibrated_rate_meets_the_slo_and_twice_of_it_does_not() -> None:
+def test_calibrated_rate_moves_with_the_attainment_asked_for() -> None:
     mix = synthetic(seconds=600, base_rate=2.0, seed=3)
     slo = (0.5, 0.05)
     rate = calibrate(mix, H100, slo=slo, replicas=2, seconds=200)

@@ -227,9 +227,10 @@ def decide(
     if rec > cur and replicas.unschedulable:
         desired, limit = cur, "capacity"
     c = spec.cost
-    ceiling = spec.max_replicas
-    if c.max_hourly_cost:
-        ceiling = min(ceiling, math.floor(c.max_hourly_cost / price_per_replica_hour + 1e-9))
+    affordable = (
+        math.floor(c.max_hourly_cost / price_per_replica_hour + 1e-9) if c.max_hourly_cost else None
+    )
+    ceiling = spec.max_replicas if affordable is None else min(spec.max_replicas, affordable)
     if rec > replicas.ready and replicas.loading and rec >= cur and cur < ceiling:
         # The signals still describe the load on the ready replicas alone; asking again before
         # the loading ones arrive would count the same shortfall twice. (At the ceiling the
@@ -268,10 +269,8 @@ def decide(
     if desired < cur - b.max_scale_down_step:
         desired, limit = cur - b.max_scale_down_step, "step"
     # Budget and bounds last: they always win.
-    if c.max_hourly_cost:
-        affordable = math.floor(c.max_hourly_cost / price_per_replica_hour + 1e-9)
-        if desired > affordable:
-            desired, limit = max(affordable, spec.min_replicas), "budget"
+    if affordable is not None and desired > affordable:
+        desired, limit = max(affordable, spec.min_replicas), "budget"
     if desired > spec.max_replicas:
         desired, limit = spec.max_replicas, "maxReplicas"
     if desired < spec.min_replicas:

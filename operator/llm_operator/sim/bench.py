@@ -162,14 +162,7 @@ def calibrate(
             reqs.append(Request(t, i, o))
         pool = Pool(model, replicas=replicas, cold_start=0.0)
         pool.run(reqs, until=seconds + 600)
-        met = sum(
-            1
-            for s in pool.finished
-            if s.first_token is not None
-            and s.first_token - s.arrival <= slo[0]
-            and _itl(s) <= slo[1]
-        )
-        return met / len(reqs) if reqs else 1.0
+        return sum(1 for s in pool.finished if met_slo(s, slo)) / len(reqs) if reqs else 1.0
 
     lo, hi = 0.05, 1.0
     while score(hi) >= attainment and hi < 1e4:
@@ -213,6 +206,16 @@ def _itl(s: Seq) -> float:
     if s.finished is None or s.first_token is None or s.req.output_tokens < 2:
         return 0.0
     return (s.finished - s.first_token) / (s.req.output_tokens - 1)
+
+
+def met_slo(s: Seq, slo: tuple[float, float]) -> bool:
+    """Finished with TTFT and mean inter-token latency both within the SLO."""
+    return (
+        s.finished is not None
+        and s.first_token is not None
+        and s.first_token - s.arrival <= slo[0]
+        and _itl(s) <= slo[1]
+    )
 
 
 def reversals(events: list[tuple[float, int, int]], within: float = 600.0) -> int:
@@ -295,7 +298,7 @@ def run(
     done = [s for s in pool.finished if s.finished is not None and s.first_token is not None]
     ttfts = [(s.first_token or 0) - s.arrival for s in done]
     itls = [_itl(s) for s in done]
-    met = sum(1 for t, i in zip(ttfts, itls, strict=True) if t <= slo[0] and i <= slo[1])
+    met = sum(1 for s in done if met_slo(s, slo))
     gpu_hours = pool.gpu_seconds / 3600
     out_tokens = sum(s.req.output_tokens for s in done)
     dollars = gpu_hours * price_per_replica_hour

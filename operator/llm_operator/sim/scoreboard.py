@@ -136,20 +136,23 @@ def _run_in_worker(s: Setting) -> tuple[Setting, Score]:
     return s, run_setting(s, _CTX)
 
 
+def replicas_needed(trace: list[Request], rate: float, start: float, end: float) -> int:
+    """Replicas the highest demand (60 s windows, every 10 s) in [start, end] needs at the
+    calibrated per-replica rate."""
+    demand = Oracle(trace, rate, cold_start=0.0).demand
+    peak = max((demand(t) for t in range(int(start), int(end) + 1, 10)), default=0.0)
+    return max(1, math.ceil(peak / rate))
+
+
 def warm_start(trace: list[Request], rate: float, seconds: float = 120.0) -> int:
-    """Replicas at t=0: what the first ``seconds`` of demand need at the calibrated rate. The
-    trace is a slice of a service that was already running; starting every policy cold at a
-    fixed count would score the first cold start, not the policy."""
-    oracle = Oracle(trace, rate, cold_start=0.0)
-    first = max(oracle.demand(t) for t in range(0, int(seconds), 10))
-    return max(1, math.ceil(first / rate))
+    """Replicas at t=0: what the first ``seconds`` of demand need. The trace is a slice of a
+    service that was already running; starting every policy cold at a fixed count would score
+    the first cold start, not the policy."""
+    return replicas_needed(trace, rate, 0.0, seconds - 10)
 
 
 def peak_replicas(trace: list[Request], rate: float) -> int:
-    oracle = Oracle(trace, rate, cold_start=0.0)
-    end = trace[-1].t if trace else 0.0
-    peak = max((oracle.demand(t) for t in range(0, int(end) + 1, 10)), default=0.0)
-    return max(1, math.ceil(peak / rate))
+    return replicas_needed(trace, rate, 0.0, trace[-1].t if trace else 0.0)
 
 
 @dataclass
