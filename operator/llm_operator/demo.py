@@ -72,21 +72,13 @@ def _install_chart(cluster: lc.LocalCluster, console: Console) -> Path:
         "replicaCount=0",
     ]
     console.print(f"  $ helm {' '.join(args).replace(str(lc.REPO_ROOT) + '/', '')}")
-    subprocess.run(
-        [cluster.binary("helm"), "--kubeconfig", str(cluster.kubeconfig), *args],
-        check=True,
-        capture_output=True,
-        env=cluster.env(),
-    )
+    cluster.helm(*args)
     cluster.kubectl("wait", "--for=condition=Established", "crd/llmdeployments.llmops.dev")
-    token = cluster.kubectl(
-        "create", "token", "llm-operator", "-n", "llm-operator-system", "--duration=24h"
-    ).stdout.strip()
     console.print(
         "  replicaCount=0: the operator runs here, out of cluster, with the token of the "
         "chart's ServiceAccount (its RBAC, nothing more)"
     )
-    return cluster.token_kubeconfig(token, "llm-operator")
+    return cluster.service_account_kubeconfig("llm-operator", "llm-operator-system")
 
 
 def _autoscaling_phase(

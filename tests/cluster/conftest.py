@@ -92,20 +92,11 @@ def patch_spec(cluster: lc.LocalCluster, name: str, namespace: str, spec: dict[s
 def helm(
     cluster: lc.LocalCluster, *args: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(
-        [cluster.binary("helm"), "--kubeconfig", str(cluster.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        env=cluster.env(),
-    )
+    """cluster.helm, failing the test with helm's own message."""
+    out = cluster.helm(*args, check=False)
     if check and out.returncode != 0:
         pytest.fail(f"helm {' '.join(args)} failed: {out.stderr}")
     return out
-
-
-def service_account_kubeconfig(cluster: lc.LocalCluster, name: str, namespace: str) -> Path:
-    token = cluster.kubectl("create", "token", name, "-n", namespace, "--duration=6h").stdout
-    return cluster.token_kubeconfig(token.strip(), f"{namespace}-{name}")
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +117,7 @@ def chart_kubeconfig(cluster: lc.LocalCluster) -> Path:
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", "crd/llmdeployments.llmops.dev"
     )
-    return service_account_kubeconfig(cluster, RELEASE, RELEASE_NAMESPACE)
+    return cluster.service_account_kubeconfig(RELEASE, RELEASE_NAMESPACE)
 
 
 def forbidden_calls(op: OperatorProcess) -> list[str]:

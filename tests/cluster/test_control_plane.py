@@ -151,8 +151,7 @@ def test_deleting_an_owner_garbage_collects_what_it_owns(
 
 def test_service_account_tokens_authenticate(cluster: lc.LocalCluster, namespace: str) -> None:
     cluster.kubectl("create", "serviceaccount", "reader", "-n", namespace)
-    token = cluster.kubectl("create", "token", "reader", "-n", namespace).stdout.strip()
-    as_reader = str(cluster.token_kubeconfig(token, "reader"))
+    as_reader = str(cluster.service_account_kubeconfig("reader", namespace))
     who = cluster.kubectl("--kubeconfig", as_reader, "auth", "whoami", "-o", "json")
     assert json.loads(who.stdout)["status"]["userInfo"]["username"] == (
         f"system:serviceaccount:{namespace}:reader"
@@ -167,11 +166,7 @@ def test_kubectl_and_helm_report_the_built_versions(cluster: lc.LocalCluster) ->
     k8s = lc.pinned_versions()["kubernetes"]
     assert version["serverVersion"]["gitVersion"] == k8s
     assert version["clientVersion"]["gitVersion"] == k8s
-    import subprocess
-
-    helm = subprocess.run(
-        [cluster.binary("helm"), "version", "--short"], capture_output=True, text=True, check=True
-    )
+    helm = cluster.helm("version", "--short")
     assert helm.stdout.strip().startswith(lc.pinned_versions()["helm"])
 
 

@@ -279,8 +279,25 @@ class LocalCluster:
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl against this cluster."""
+        return self._tool("kubectl", args, input=input, check=check, timeout=timeout)
+
+    def helm(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real helm against this cluster."""
+        return self._tool("helm", args, check=check, timeout=timeout)
+
+    def _tool(
+        self,
+        name: str,
+        args: tuple[str, ...],
+        *,
+        input: str | None = None,
+        check: bool,
+        timeout: float,
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [self.binary("kubectl"), *args],
+            [self.binary(name), *args],
             input=input,
             text=True,
             capture_output=True,
@@ -288,6 +305,12 @@ class LocalCluster:
             env=self.env(),
             timeout=timeout,
         )
+
+    def service_account_kubeconfig(self, name: str, namespace: str, hours: int = 24) -> Path:
+        """A kubeconfig holding a fresh token of ServiceAccount ``namespace/name``: whatever
+        uses it has exactly that account's rights."""
+        token = self.kubectl("create", "token", name, "-n", namespace, f"--duration={hours}h")
+        return self.token_kubeconfig(token.stdout.strip(), f"{namespace}-{name}")
 
     # lifecycle
     def __enter__(self) -> LocalCluster:
