@@ -79,6 +79,7 @@ class PodBacking:
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _rr: itertools.count[int] = field(default_factory=itertools.count)
+    _starting: set[asyncio.Task[bool]] = field(default_factory=set)  # process-mode readiness waits
 
     def start(self) -> None:
         api_client = config.new_client_from_config(config_file=self.kubeconfig)
@@ -214,7 +215,15 @@ class PodBacking:
                 )
         b = Backend(namespace, deployment, pod, *urls, procs=procs, starting=True)
         self.backends[key] = b  # known (and cleaned up) before it serves
-        b.starting = not await self._wait_ready(b)
+        # Wait for it beside the sync loop: pods turning Ready together start in parallel.
+        task = asyncio.get_running_loop().create_task(self._wait_ready(b))
+        task.add_done_callback(
+            lambda t: setattr(
+                b, "starting", t.cancelled() or t.exception() is not None or not t.result()
+            )
+        )
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
 
     async def _wait_ready(self, b: Backend, timeout: float = 30.0) -> bool:
         """The gateway's /readyz is 200 once the engine behind it answers /health."""
