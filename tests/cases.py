@@ -74,6 +74,9 @@ INVALID = [
         "vLLM supports: none, int4, fp8, awq, gptq",
     ),
     Bad("gpu-count-0", _set("spec.resources.gpu.count", 0), "schema", "count"),
+    # Tensor parallelism needs a divisor of the attention heads; one pod cannot span nodes.
+    Bad("gpu-count-3", _set("spec.resources.gpu.count", 3), "schema", "count"),
+    Bad("gpu-count-16", _set("spec.resources.gpu.count", 16), "schema", "count"),
     Bad("no-model-uri", _set("spec.model.uri", _DELETE), "schema", "uri"),
     Bad("negative-timeout", _set("spec.generation.timeoutSeconds", -5), "schema", "timeoutSeconds"),
     Bad("unknown-field", _set("spec.generation.temprature", 0.5), "schema", "temprature"),
@@ -98,6 +101,29 @@ INVALID = [
         "TGI cannot load s3://",
     ),
     Bad("bad-uri", _set("spec.model.uri", "ftp://example/model"), "schema", "uri"),
+    Bad(
+        "int4-from-s3-on-vllm",
+        lambda m: m["spec"].update(
+            {"model": {"uri": "s3://bucket/llama"}, "quantization": {"mode": "int4"}}
+        ),
+        "schema",
+        "cannot stream s3:// weights",
+    ),
+    Bad(
+        "70b-131k-context-on-2-h100",
+        lambda m: m["spec"].update(
+            {
+                "model": {
+                    "uri": "hf://meta-llama/Llama-3.1-70B-Instruct",
+                    "parametersBillions": 70,
+                    "contextLength": 131072,
+                },
+                "resources": {"gpu": {"profile": "nvidia-h100-80gb", "count": 2}},
+            }
+        ),
+        "operator",
+        "the engine would refuse to start",
+    ),
     Bad(
         "too-big-for-gpu",
         _set("spec.model.parametersBillions", 405),

@@ -80,9 +80,16 @@ class OperatorConfig(ConfigModel):
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     # Namespace of the Prometheus that scrapes the pods (allowed by their NetworkPolicy).
     metrics_namespace: str = "monitoring"
+    # Labels on every ServiceMonitor the operator builds: a Prometheus selects ServiceMonitors by
+    # label (kube-prometheus-stack by default only those with ``release: <its release name>``).
+    service_monitor_labels: dict[str, str] = {}
     evaluation_interval_seconds: Annotated[float, Field(gt=0)] = 15.0
-    # Fraction of GPU memory the weights may take; the rest is KV cache and activations.
-    weight_memory_fraction: Annotated[float, Field(gt=0, le=1)] = 0.9
+    # Fraction of each GPU the engine may use: weights, activations and KV cache together
+    # (vLLM --gpu-memory-utilization, TGI --cuda-memory-fraction).
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    # What the engine keeps per GPU beyond weights and KV cache (peak activations, CUDA graphs,
+    # communication buffers); the fit check subtracts it.
+    engine_overhead_gib_per_gpu: Annotated[float, Field(ge=0)] = 1.5
     startup_budget_seconds: Annotated[int, Field(ge=60)] = 1800
     # Expected time for a new replica to become ready (the autoscaler plans this far ahead).
     cold_start_seconds: Annotated[float, Field(ge=0)] = 90.0

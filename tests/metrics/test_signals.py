@@ -98,7 +98,10 @@ async def test_legacy_vllm_names_and_tgi_fall_back(prometheus: LocalPrometheus) 
         assert tg.available, tg.message
         assert tg.signals is not None
         assert tg.signals.ttft_p95 is None  # TGI has no TTFT and no gateway here: no data
-        assert tg.signals.kv_usage is None
+        # KV use from tgi_batch_current_max_tokens / tgi_batch_max_total_tokens (idle now)
+        assert tg.signals.kv_usage == 0.0
+        # tokens/s from tgi_request_generated_tokens (a histogram: its _sum)
+        assert tg.signals.tokens_per_second is not None and tg.signals.tokens_per_second > 0
         assert tg.signals.queue == 0.0  # tgi_queue_size
         assert tg.signals.itl_p95 is not None
     finally:

@@ -61,14 +61,15 @@ def test_vllm_args_carry_model_parallelism_quantization_and_extra_args_last() ->
     assert args[args.index("--served-model-name") + 1] == "chat"
 
 
-def test_tgi_8bit_uses_bitsandbytes_and_shards() -> None:
+def test_tgi_8bit_uses_eetq_and_shards() -> None:
     o = obj(
         engine={"kind": "tgi"},
         quantization={"loadIn8bit": True},
         resources={"gpu": {"profile": "nvidia-a100-80gb", "count": 4}},
     )
     args = engine_container(o)["args"]
-    assert args[args.index("--quantize") + 1] == "bitsandbytes"
+    # TGI deprecates LLM.int8() bitsandbytes (slow, no CUDA graphs) for EETQ.
+    assert args[args.index("--quantize") + 1] == "eetq"
     assert args[args.index("--num-shard") + 1] == "4"
     assert "--model-id" in args
 

@@ -1,12 +1,18 @@
 """Engine x quantization matrix: which modes each engine supports, with the exact flags.
 
 One table, read by the API validation (pydantic and the generated CEL rules) and by the engine
-builders. Sources (checked against the engines' documentation):
-- vLLM: ``--quantization {fp8,awq,gptq,bitsandbytes}``; in-flight bitsandbytes is 4-bit only and
-  older releases also need ``--load-format bitsandbytes``; 8-bit needs a pre-quantized
-  checkpoint, so in-flight int8 is not offered for vLLM.
-- TGI: ``--quantize {bitsandbytes,bitsandbytes-nf4,fp8,awq,gptq}``; ``bitsandbytes`` is
-  LLM.int8() 8-bit on the fly, ``bitsandbytes-nf4`` 4-bit on the fly.
+builders. Sources (file and version in docs/engines.md):
+- vLLM: ``--quantization bitsandbytes`` is 4-bit in-flight quantization, and vLLM sets the
+  bitsandbytes load format itself (``EngineArgs.create_load_config``; an explicit
+  ``--load-format`` is not needed and would fight ``runai_streamer``). 8-bit needs a
+  pre-quantized checkpoint, so in-flight int8 is not offered for vLLM. AWQ and GPTQ checkpoints
+  carry their ``quantization_config``: with no ``--quantization`` flag vLLM detects it and picks
+  the fast Marlin kernels (``awq_marlin``/``gptq_marlin``) where the GPU supports them, while an
+  explicit ``--quantization awq|gptq`` forces the slow kernels
+  (``AWQMarlinConfig.override_quantization_method``), so those modes add no flag.
+- TGI: ``--quantize {eetq,bitsandbytes-nf4,fp8,awq,gptq}``; 8-bit in flight is ``eetq``, which
+  TGI recommends over the deprecated LLM.int8() ``bitsandbytes`` (that one also turns CUDA
+  graphs off); ``bitsandbytes-nf4`` is 4-bit on the fly.
 """
 
 from __future__ import annotations
@@ -28,14 +34,14 @@ class QuantMode(StrEnum):
 FLAGS: Final[dict[str, dict[QuantMode, tuple[str, ...]]]] = {
     "vllm": {
         QuantMode.NONE: (),
-        QuantMode.INT4: ("--quantization", "bitsandbytes", "--load-format", "bitsandbytes"),
+        QuantMode.INT4: ("--quantization", "bitsandbytes"),
         QuantMode.FP8: ("--quantization", "fp8"),
-        QuantMode.AWQ: ("--quantization", "awq"),
-        QuantMode.GPTQ: ("--quantization", "gptq"),
+        QuantMode.AWQ: (),  # detected from the checkpoint: Marlin kernels where supported
+        QuantMode.GPTQ: (),
     },
     "tgi": {
         QuantMode.NONE: (),
-        QuantMode.INT8: ("--quantize", "bitsandbytes"),
+        QuantMode.INT8: ("--quantize", "eetq"),
         QuantMode.INT4: ("--quantize", "bitsandbytes-nf4"),
         QuantMode.FP8: ("--quantize", "fp8"),
         QuantMode.AWQ: ("--quantize", "awq"),

@@ -62,6 +62,9 @@ class SecretRef(ApiModel):
     name: Annotated[str, Field(pattern=K8S_NAME_PATTERN, max_length=253)]
 
 
+DEFAULT_CONTEXT_LENGTH = 8192
+
+
 class ModelSource(ApiModel):
     uri: Annotated[
         str,
@@ -81,7 +84,21 @@ class ModelSource(ApiModel):
         Field(gt=0, le=10000, description="Model size, used to check that it fits the GPUs"),
     ] = None
     context_length: Annotated[
-        int | None, Field(ge=128, le=2_097_152, description="Maximum tokens per sequence")
+        int | None,
+        Field(
+            ge=128,
+            le=2_097_152,
+            description="Maximum tokens per sequence (prompt + answer); 8192 when not given",
+        ),
+    ] = None
+    kv_cache_bytes_per_token: Annotated[
+        int | None,
+        Field(
+            ge=1024,
+            le=16 * 1024 * 1024,
+            description="KV-cache bytes one token takes (2 x layers x KV heads x head size x "
+            "dtype bytes); estimated from parametersBillions when not given",
+        ),
     ] = None
     credentials_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret holding the hub or object-store token"
@@ -90,6 +107,12 @@ class ModelSource(ApiModel):
     @property
     def scheme(self) -> str:
         return self.uri.split("://", 1)[0]
+
+    @property
+    def max_context(self) -> int:
+        """The context the engine is started with: always explicit, because an engine's own
+        default is the model's (131,072 for Llama-3.1), which rarely fits next to the weights."""
+        return self.context_length or DEFAULT_CONTEXT_LENGTH
 
     @property
     def location(self) -> str:
@@ -138,7 +161,11 @@ class GPU(ApiModel):
     profile: Annotated[
         str, Field(pattern=K8S_NAME_PATTERN, max_length=63, description="A GPU profile name")
     ] = "nvidia-h100-80gb"
-    count: Annotated[int, Field(ge=1, le=16)] = 1
+    # Tensor parallelism splits the attention heads, so it needs a divisor of their number
+    # (a power of two for every common model), and one pod cannot span nodes (8 GPUs a node).
+    count: Annotated[
+        Literal[1, 2, 4, 8], Field(description="GPUs per replica (tensor parallel): 1, 2, 4 or 8")
+    ] = 1
 
 
 class Resources(ApiModel):
@@ -330,6 +357,14 @@ def _engine_quant_rules() -> list[JsonValue]:
     return rules
 
 
+# vLLM forces its bitsandbytes loader for --quantization bitsandbytes (EngineArgs
+# .create_load_config), which reads local or hub weights, never a Run:ai stream from s3://.
+S3_INT4_MESSAGE = (
+    "int4 (bitsandbytes, quantized while loading) needs vLLM's bitsandbytes loader, which cannot "
+    "stream s3:// weights; use a pre-quantized awq/gptq checkpoint, or hf:// or pvc://"
+)
+
+
 class LLMDeploymentSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -339,6 +374,12 @@ class LLMDeploymentSpec(ApiModel):
                     "self.engine.kind != 'tgi' || !self.model.uri.startsWith('s3://')",
                     "TGI cannot load s3:// models; use hf:// or pvc://, or engine vllm",
                     ".model.uri",
+                ),
+                cel(
+                    "self.engine.kind != 'vllm' || !self.model.uri.startsWith('s3://') || "
+                    "(self.quantization.loadIn8bit ? 'int8' : self.quantization.mode) != 'int4'",
+                    S3_INT4_MESSAGE,
+                    ".quantization.mode",
                 ),
             ]
         }
@@ -363,6 +404,12 @@ class LLMDeploymentSpec(ApiModel):
             raise ValueError(unsupported_message(self.engine.kind.value, mode.value))
         if self.engine.kind is EngineKind.TGI and self.model.scheme == "s3":
             raise ValueError("TGI cannot load s3:// models; use hf:// or pvc://, or engine vllm")
+        if (
+            self.engine.kind is EngineKind.VLLM
+            and self.model.scheme == "s3"
+            and mode is QuantMode.INT4
+        ):
+            raise ValueError(S3_INT4_MESSAGE)
         return self
 
     @property

@@ -90,11 +90,15 @@ def queries(namespace: str, name: str, window: str = "1m") -> dict[str, str]:
             f"sum({gw.IN_FLIGHT}{{{s}}})",
         ),
         "kv_usage": _first(
-            f"avg(vllm:kv_cache_usage_perc{{{s}}})", f"avg(vllm:gpu_cache_usage_perc{{{s}}})"
+            f"avg(vllm:kv_cache_usage_perc{{{s}}})",
+            f"avg(vllm:gpu_cache_usage_perc{{{s}}})",
+            # TGI: tokens the running batch may reach over what the KV cache holds, per pod.
+            f"avg(tgi_batch_current_max_tokens{{{s}}} / tgi_batch_max_total_tokens{{{s}}})",
         ),
         "tokens_per_second": _first(
             f"sum(rate({gw.COMPLETION_TOKENS}_total{{{s}}}[{window}]))",
             f"sum(rate(vllm:generation_tokens_total{{{s}}}[{window}]))",
+            f"sum(rate(tgi_request_generated_tokens_sum{{{s}}}[{window}]))",
         ),
         "freshness": 'max(timestamp({__name__=~"' + "|".join(FRESHNESS_METRICS) + '",' + s + "}))",
     }

@@ -15,6 +15,7 @@ import yaml
 from llm_operator.api.v1alpha1 import EngineKind, LLMDeployment, LLMDeploymentSpec
 from llm_operator.builders import tgi, vllm
 from llm_operator.builders.common import (
+    DEPLOYMENT_LABEL,
     ENGINE_PORT,
     GATEWAY_PORT,
     SERVICE_PORT,
@@ -149,7 +150,7 @@ def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     container: Manifest = {
         "name": "engine",
         "image": spec.engine.image or getattr(config.images, spec.engine.kind.value),
-        "args": engine.args(spec, served_name(obj), model_ref(spec)),
+        "args": engine.args(spec, served_name(obj), model_ref(spec), config),
         "env": env,
         "ports": [{"name": "engine", "containerPort": ENGINE_PORT, "protocol": "TCP"}],
         "resources": {"limits": limits, "requests": requests},
@@ -338,17 +339,29 @@ def network_policy(obj: LLMDeployment, metrics_namespace: str) -> Manifest:
     }
 
 
-def service_monitor(obj: LLMDeployment, interval_seconds: float) -> Manifest:
-    interval = f"{max(1, round(interval_seconds))}s"
+def service_monitor(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
+    """Scrape the gateway and the engine of every pod behind the Service.
+
+    ``podTargetLabels`` makes the Prometheus Operator copy the pod label
+    ``llmops.dev/deployment`` onto every target as ``llmops_dev_deployment``: the label every
+    autoscaler query and alert selects (without it nothing matches in a cluster). Labels from
+    the operator config let the cluster's Prometheus select it (kube-prometheus-stack:
+    ``release``).
+    """
+    interval = f"{max(1, round(config.evaluation_interval_seconds))}s"
     endpoints = [{"port": "engine-metrics", "path": "/metrics", "interval": interval}]
     if obj.spec.gateway.enabled:
         endpoints.insert(0, {"port": "http", "path": "/metrics", "interval": interval})
+    meta = metadata(obj)
+    meta["labels"] = {**config.service_monitor_labels, **meta["labels"]}
     return {
         "apiVersion": SERVICE_MONITOR.api_version,
         "kind": SERVICE_MONITOR.kind,
-        "metadata": metadata(obj),
+        "metadata": meta,
         "spec": {
             "selector": {"matchLabels": labels(obj.metadata.name)},
+            "namespaceSelector": {"matchNames": [obj.metadata.namespace]},
+            "podTargetLabels": [DEPLOYMENT_LABEL],
             "endpoints": endpoints,
         },
     }
@@ -371,5 +384,5 @@ def build_all(
         out.append(pod_disruption_budget(obj))
     out.append(network_policy(obj, config.metrics_namespace))
     if service_monitor_available:
-        out.append(service_monitor(obj, config.evaluation_interval_seconds))
+        out.append(service_monitor(obj, config))
     return out

@@ -37,6 +37,7 @@ from llm_operator.gateway.policy import (
     prompt_texts,
     set_prompt_texts,
 )
+from llm_operator.gateway.translate import client_wants_usage, for_engine
 
 log = logging.getLogger("llm_gateway")
 LANGUAGE_PREFIX_CHARS = 300
@@ -325,12 +326,14 @@ class Gateway:
             body["model"] = model
             try:
                 apply_generation_policy(body, cfg.generation, chat=chat)
+                wants_usage = client_wants_usage(body)
+                for_engine(body, cfg.engine, chat=chat)
             except PolicyError as exc:
                 raise GatewayError(400, "bad_request", str(exc), "invalid_request_error") from exc
             texts = self._check_prompt(cfg, body, chat)
             expected = cfg.expected_language or detect_language(" ".join(texts[-1:]))
             resp, outcome = await self._forward(
-                request, snap, path, body, chat, key_id, expected, t0
+                request, snap, path, body, chat, key_id, expected, t0, wants_usage
             )
             return resp
         except GatewayError as e:
@@ -426,6 +429,7 @@ class Gateway:
         key_id: str,
         expected: str | None,
         t0: float,
+        wants_usage: bool,
     ) -> tuple[web.StreamResponse, str]:
         cfg = snap.config
         assert self._session is not None
@@ -464,7 +468,9 @@ class Gateway:
                         }
                     )
                     await started.prepare(request)
-                    await self._relay_stream(upstream, started, cfg, key_id, expected, t0)
+                    await self._relay_stream(
+                        upstream, started, cfg, key_id, expected, t0, wants_usage
+                    )
                     await started.write_eof()
                     return started, "ok"
                 data = await upstream.json()
@@ -530,13 +536,17 @@ class Gateway:
         key_id: str,
         expected: str | None,
         t0: float,
+        wants_usage: bool = True,
     ) -> None:
-        """Forward SSE bytes as they arrive; measure TTFT and the gaps between tokens.
+        """Forward SSE events as they arrive; measure TTFT and the gaps between tokens.
 
-        The hot path writes each upstream read straight through and parses an event's JSON
-        only when it must: while the answer's first characters are collected for the language
-        check, for the whole answer in ``flag`` mode, and for events carrying usage or a
-        finish reason. ``redact`` and ``block`` rewrite events, so they parse every event.
+        Each upstream read is answered by one write of the complete events it finished (an
+        event cut between reads goes out with the read that completes it). An event's JSON is
+        parsed only when it must be: while the answer's first characters are collected for the
+        language check, for the whole answer in ``flag`` mode, and for events carrying usage or
+        a finish reason. ``redact`` and ``block`` rewrite events, so they parse every event.
+        The engine is always asked for usage (``translate.for_engine``); the usage-only chunk
+        is dropped when the client did not ask for it, as OpenAI's API would not send it.
         """
         model = cfg.model
         ttft, itl = self.metrics.ttft.labels(model), self.metrics.itl.labels(model)
@@ -551,14 +561,12 @@ class Gateway:
         buf = b""
         async for chunk in upstream.content.iter_any():
             now = time.monotonic()
-            if not rewrite:
-                await out.write(chunk)
             buf += chunk
+            ready: list[bytes] = []
             while b"\n\n" in buf:
                 event, buf = buf.split(b"\n\n", 1)
                 if not event.startswith(b"data:") or event.endswith(b"[DONE]"):
-                    if rewrite:
-                        await out.write(event + b"\n\n")
+                    ready.append(event)
                     continue
                 has_text = TEXT_RE.search(event) is not None
                 if has_text:
@@ -568,10 +576,11 @@ class Gateway:
                         itl.observe(now - last)
                     last = now
                     tokens += 1
+                has_usage = b'"usage"' in event
                 need_json = (
                     rewrite
                     or keep_all
-                    or b'"usage"' in event
+                    or has_usage
                     or (FINISH_RE.search(event) is not None)
                     or (has_text and collected < LANGUAGE_PREFIX_CHARS)
                 )
@@ -580,7 +589,11 @@ class Gateway:
                         data = json.loads(event[5:])
                     except ValueError:
                         data = {}
+                    if not isinstance(data, dict):
+                        data = {}
                     usage = data.get("usage") or usage
+                    if has_usage and not wants_usage and not data.get("choices"):
+                        continue  # the usage-only chunk the gateway asked for, not the client
                     for ch in data.get("choices") or []:
                         finish = ch.get("finish_reason") or finish
                         delta = ch.get("delta") or {}
@@ -599,9 +612,10 @@ class Gateway:
                             text = new
                         parts.append(text)
                         collected += len(text)
-                if rewrite:
-                    await out.write(event + b"\n\n")
-        if buf and rewrite:
+                ready.append(event)
+            if ready:
+                await out.write(b"\n\n".join(ready) + b"\n\n")
+        if buf:
             await out.write(buf)
         text = "".join(parts)
         if cfg.pii == "flag":

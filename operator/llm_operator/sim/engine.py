@@ -80,7 +80,10 @@ class EngineMetrics:
     def __init__(self, engine: str, model_name: str, legacy_names: bool) -> None:
         self.registry = CollectorRegistry()
         self.engine = engine
-        r, labels = self.registry, ["model_name"]
+        r = self.registry
+        # vLLM >= 0.11 (V1 engine) labels every series with model_name and engine (the engine
+        # core's index, "0" with one core): vllm/v1/metrics/loggers.py.
+        labels = ["model_name", "engine"]
         if engine == "vllm":
             itl = (
                 "vllm:time_per_output_token_seconds"
@@ -110,8 +113,8 @@ class EngineMetrics:
             )
             self.gen = Counter("vllm:generation_tokens", "Generated tokens", labels, registry=r)
             self.prompt = Counter("vllm:prompt_tokens", "Prompt tokens", labels, registry=r)
-            self.label = {"model_name": model_name}
-        else:  # TGI: no model label, no TTFT and no KV gauge
+            self.label = {"model_name": model_name, "engine": "0"}
+        else:  # TGI: no model label, no TTFT and no KV gauge (batch tokens stand for KV use)
             self.running = Gauge("tgi_batch_current_size", "Batch size", registry=r)
             self.waiting = Gauge("tgi_queue_size", "Queue size", registry=r)
             self.e2e = Histogram(
@@ -129,6 +132,10 @@ class EngineMetrics:
                 buckets=(1, 8, 32, 128, 512, 2048),
                 registry=r,
             )
+            # backends/v3/src/backend.rs and lib.rs: tokens the current batch may reach, and
+            # the most the KV cache holds (set once at warm-up).
+            self.batch_tokens = Gauge("tgi_batch_current_max_tokens", "Batch tokens", registry=r)
+            self.max_total = Gauge("tgi_batch_max_total_tokens", "KV capacity", registry=r)
             self.label = {}
         if self.label:  # vLLM creates its labelled series at start-up, at zero
             for m in (
@@ -146,11 +153,14 @@ class EngineMetrics:
     def _l(self, m: Any) -> Any:
         return m.labels(**self.label) if self.label else m
 
-    def state(self, running: int, waiting: int, kv: float) -> None:
+    def state(self, running: int, waiting: int, kv_used: int, kv_capacity: int) -> None:
         self._l(self.running).set(running)
         self._l(self.waiting).set(waiting)
         if self.engine == "vllm":
-            self._l(self.kv).set(kv)
+            self._l(self.kv).set(kv_used / kv_capacity)
+        else:
+            self.batch_tokens.set(kv_used)
+            self.max_total.set(kv_capacity)
 
     def finished(self, req: SimRequest, now: float) -> None:
         e2e = now - req.arrival
@@ -230,7 +240,7 @@ class EngineSim:
             ):
                 self.running.append(self.waiting.popleft())
             self.metrics.state(
-                len(self.running), len(self.waiting), self.kv_used() / m.kv_capacity_tokens
+                len(self.running), len(self.waiting), self.kv_used(), m.kv_capacity_tokens
             )
             if not self.running:
                 self._wake.clear()
@@ -342,6 +352,12 @@ class EngineSim:
         self, request: web.Request, body: dict[str, Any], prompt: str, last_user: str, *, chat: bool
     ) -> web.StreamResponse:
         self.seen_params.append({k: v for k, v in body.items() if k not in ("messages", "prompt")})
+        if self.engine == "tgi" and (error := tgi_validation_error(body, prompt, chat=chat)):
+            # TGI's router answers 422 with its own error shape (router/src/server.rs).
+            return web.json_response(
+                {"error": f"Input validation error: {error}", "error_type": "validation"},
+                status=422,
+            )
         self._count += 1
         if self.fail_rate and (self._count * 0.6180339887) % 1.0 < self.fail_rate:
             return web.json_response(
@@ -360,7 +376,9 @@ class EngineSim:
         self.submit(req)
         try:
             if body.get("stream"):
-                return await self._stream(request, req, rid, created, finish, chat)
+                opts = body.get("stream_options") or {}
+                usage = isinstance(opts, dict) and opts.get("include_usage") is True
+                return await self._stream(request, req, rid, created, finish, chat, usage)
             tokens = []
             while (tok := await req.queue.get()) is not None:
                 tokens.append(tok)
@@ -394,7 +412,14 @@ class EngineSim:
             return web.Response(status=499)
 
     async def _stream(
-        self, request: web.Request, req: SimRequest, rid: str, created: int, finish: str, chat: bool
+        self,
+        request: web.Request,
+        req: SimRequest,
+        rid: str,
+        created: int,
+        finish: str,
+        chat: bool,
+        usage: bool,
     ) -> web.StreamResponse:
         resp = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -429,9 +454,58 @@ class EngineSim:
         while (tok := await req.queue.get()) is not None:
             await resp.write(chunk(tok, None))
         await resp.write(chunk(None, finish))
+        if usage:  # stream_options.include_usage: one more chunk, no choices, the usage
+            counts = {
+                "prompt_tokens": req.prompt_tokens,
+                "completion_tokens": req.generated,
+                "total_tokens": req.prompt_tokens + req.generated,
+            }
+            last = {"id": rid, "object": obj, "created": created, "model": self.served_name}
+            await resp.write(
+                f"data: {json.dumps({**last, 'choices': [], 'usage': counts})}\n\n".encode()
+            )
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+
+def _number(body: dict[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return float("nan")
+    return float(value)
+
+
+def tgi_validation_error(body: dict[str, Any], prompt: str, *, chat: bool) -> str | None:
+    """What TGI's router refuses, in its own words (router/src/validation.rs, TGI 3.x), and
+    the ``model`` rule of router/src/lib.rs: a name other than "tgi" is a LoRA adapter id."""
+    model = body.get("model")
+    if model not in (None, "tgi"):
+        return f"adapter {model!r} is not loaded (TGI reads `model` as a LoRA adapter id)"
+    temperature = _number(body, "temperature")
+    # The OpenAI routes turn temperature 0 into greedy decoding before validation.
+    if temperature is not None and not (temperature >= 0):
+        return "`temperature` must be strictly positive"
+    penalty = _number(body, "repetition_penalty")
+    if chat:  # ChatRequest has no repetition_penalty: it is presence_penalty + 2
+        presence = _number(body, "presence_penalty")
+        penalty = None if presence is None else presence + 2.0
+    if penalty is not None and not (penalty > 0):
+        return "`repetition_penalty` must be strictly positive"
+    frequency = _number(body, "frequency_penalty")
+    if frequency is not None and not (-2.0 <= frequency <= 2.0):
+        return "`frequency_penalty` must be >= -2.0 and <= 2.0"
+    top_p = _number(body, "top_p")
+    if top_p is not None and not (0.0 < top_p < 1.0):
+        return "`top_p` must be > 0.0 and < 1.0"
+    max_tokens = body.get("max_tokens")
+    if max_tokens == 0:
+        return "`max_new_tokens` must be strictly positive"
+    if not prompt:
+        return "`inputs` cannot be empty"
+    return None
 
 
 async def serve(sim: EngineSim, host: str, port: int) -> web.AppRunner:
