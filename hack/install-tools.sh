@@ -3,7 +3,10 @@
 #   ${LLMOP_CACHE:-~/.cache/llm-operator}/bin/<k8s-version>/
 # and reuses whatever is already there. Idempotent: a second run builds nothing.
 #
-# Binaries: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm, kwok.
+# Binaries: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm, kwok,
+# prometheus-operator (with its CRDs copied from the same module into prometheus-operator-crds/),
+# prometheus (Debian's package has no Kubernetes service discovery; this one is what the
+# Prometheus Operator's configuration runs on in the cluster tests and the demo).
 # If KUBEBUILDER_ASSETS points at envtest binaries, those (etcd, kube-apiserver, kubectl) are
 # linked in instead of being built.
 #
@@ -18,6 +21,13 @@ modver() { awk -v m="$2" '($1 == "require" && $2 == m) {print $3} ($1 == m && $2
 k8s_version=$(modver "$tools/kubernetes/go.mod" k8s.io/kubernetes)
 helm_version=$(modver "$tools/helm/go.mod" helm.sh/helm/v3)
 kwok_version=$(modver "$tools/kwok/go.mod" sigs.k8s.io/kwok)
+promop_module=github.com/prometheus-operator/prometheus-operator
+promop_version=$(modver "$tools/prometheus-operator/go.mod" $promop_module)
+prom_module=github.com/prometheus/prometheus
+prom_modver=$(modver "$tools/prometheus/go.mod" $prom_module)
+# Prometheus tags v3.X.Y; its Go module is v0.30X.Y (minor = 100 x major + minor).
+prom_minor=$(echo "$prom_modver" | cut -d. -f2)
+prom_version="$(( prom_minor / 100 )).$(( prom_minor % 100 )).$(echo "$prom_modver" | cut -d. -f3)"
 [ -n "$k8s_version" ] || { echo "[install-tools] cannot read the k8s.io/kubernetes version from hack/tools/kubernetes/go.mod" >&2; exit 1; }
 bin="${LLMOP_CACHE:-$HOME/.cache/llm-operator}/bin/$k8s_version"
 mkdir -p "$bin"
@@ -115,6 +125,43 @@ if [ "$(missing kwok)" = yes ]; then
   go_build "$tools/kwok" "$bin" "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_version#v}" sigs.k8s.io/kwok/cmd/kwok
   built+=(kwok)
   log "kwok built in $(( $(date +%s) - start ))s"
+fi
+
+# The Prometheus Operator turns ServiceMonitors into Prometheus's configuration, as in a cluster.
+# Its version is stamped into a file beside it: a different pin in go.mod rebuilds it.
+if [ "$(missing prometheus-operator)" = no ] && [ "$(cat "$bin/prometheus-operator.version" 2>/dev/null)" != "$promop_version" ]; then
+  rm -rf "$bin/prometheus-operator" "$bin/prometheus-operator-crds"
+fi
+if [ "$(missing prometheus-operator)" = yes ] || [ ! -d "$bin/prometheus-operator-crds" ]; then
+  start=$(date +%s)
+  tmp=$(mktemp -d)
+  go_build "$tools/prometheus-operator" "$tmp" \
+    "-s -w -X github.com/prometheus/common/version.Version=${promop_version#v}" "$promop_module/cmd/operator"
+  mv "$tmp/operator" "$bin/prometheus-operator"
+  rmdir "$tmp"
+  # The CRDs ship in the same module (example/prometheus-operator-crd/), so they match the binary.
+  src=$(cd "$tools/prometheus-operator" && go list -m -f '{{.Dir}}' "$promop_module")
+  rm -rf "$bin/prometheus-operator-crds"; mkdir -p "$bin/prometheus-operator-crds"
+  cp "$src"/example/prometheus-operator-crd/*.yaml "$bin/prometheus-operator-crds/"
+  chmod -R u+w "$bin/prometheus-operator-crds"
+  echo "$promop_version" > "$bin/prometheus-operator.version"
+  built+=(prometheus-operator)
+  log "prometheus-operator built in $(( $(date +%s) - start ))s"
+fi
+
+if [ "$(missing prometheus)" = no ] && [ "$(cat "$bin/prometheus.version" 2>/dev/null)" != "$prom_version" ]; then
+  rm -f "$bin/prometheus"
+fi
+if [ "$(missing prometheus)" = yes ]; then
+  start=$(date +%s)
+  tmp=$(mktemp -d)
+  go_build "$tools/prometheus" "$tmp" \
+    "-s -w -X github.com/prometheus/common/version.Version=$prom_version" "$prom_module/cmd/prometheus"
+  mv "$tmp/prometheus" "$bin/prometheus"
+  rmdir "$tmp"
+  echo "$prom_version" > "$bin/prometheus.version"
+  built+=(prometheus)
+  log "prometheus $prom_version built in $(( $(date +%s) - start ))s"
 fi
 
 if [ ${#built[@]} -eq 0 ]; then

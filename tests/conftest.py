@@ -14,10 +14,31 @@ from pathlib import Path
 import pytest
 
 from llm_operator import localcluster as lc
+from llm_operator.localcluster.monitoring import PrometheusOperator
+from llm_operator.localcluster.netns import NetnsError, enter_private_network
 from llm_operator.localcluster.prometheus import LocalPrometheus, find_prometheus
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parents[1]
+
+
+_netns_error: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Simulated pods listen at their own IPs (kwok's 10.244.0.0/16) where Prometheus finds
+    # them through Kubernetes service discovery: the whole run lives in a network namespace of
+    # its own, entered now, before any thread or server starts (see localcluster/netns.py).
+    try:
+        enter_private_network()
+    except (NetnsError, OSError) as exc:
+        _netns_error.append(str(exc))
+
+
+def private_network() -> None:
+    """Fail (CI) or skip when the run could not get its private pod network."""
+    if _netns_error:
+        missing_infrastructure(f"no private pod network: {_netns_error[0]}")
 
 
 def missing_infrastructure(reason: str) -> None:
@@ -48,6 +69,7 @@ def prometheus() -> Iterator[LocalPrometheus]:
 
 @pytest.fixture(scope="session")
 def cluster(bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[lc.LocalCluster]:
+    private_network()
     logs = tmp_path_factory.mktemp("cluster-logs")
     work = Path(tempfile.mkdtemp(prefix="llmop-test-cluster-"))
     c = lc.LocalCluster(
@@ -61,8 +83,13 @@ def cluster(bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
     try:
         c.start()
-    except lc.ClusterError as exc:
+        # A real cluster's monitoring: the Prometheus Operator and its CRDs (ServiceMonitor...).
+        PrometheusOperator(c).start()
+    except BaseException as exc:
+        c.stop()  # never leave a half-started control plane running
         shutil.rmtree(work, ignore_errors=True)
+        if not isinstance(exc, lc.ClusterError):
+            raise
         missing_infrastructure(f"the local control plane did not start: {exc}")
     _started.append(c)
     yield c

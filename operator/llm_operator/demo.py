@@ -29,23 +29,30 @@ from rich.table import Table
 
 from llm_operator import localcluster as lc
 from llm_operator.localcluster.backing import PodBacking
-from llm_operator.localcluster.prometheus import LocalPrometheus
+from llm_operator.localcluster.monitoring import (
+    RELEASE_LABELS,
+    ClusterPrometheus,
+    PrometheusOperator,
+)
+from llm_operator.localcluster.netns import enter_private_network
 from llm_operator.replay import ReplayResult, _p95, plot, replay
 from llm_operator.sim import trace
+from llm_operator.sim.model import COLD_START_SECONDS
 
 SAMPLES = lc.REPO_ROOT / "manifests" / "samples"
-COLD_START_SECONDS = 90.0  # a 7-8B replica with warm caches (DESIGN.md: 60/90/300 s)
 DEMO_MAX_NUM_SEQS = 8  # engine --max-num-seqs: 8 conversations per replica, so the
 # Azure trace's 3-7 req/s needs 2-4 replicas (a latency-first setting; keeps loopback load small)
 AUTOSCALED = "llama-fp8"
 
 
-def _engine_command(served_name: str, port: int, compress: float) -> list[str]:
+def _engine_command(served_name: str, host: str, port: int, compress: float) -> list[str]:
     """One engine simulator process per Ready pod, as vLLM would run in it."""
     return [
         str(Path(sys.executable).parent / "llm-operator"),
         "sim",
         "engine",
+        "--host",
+        host,
         "--port",
         str(port),
         "--served-name",
@@ -252,10 +259,13 @@ def run_demo(
     console: Console | None = None,
     timeout: float = 300.0,
     out_dir: Path | None = None,
+    cold_start: float = COLD_START_SECONDS["cached"],
 ) -> DemoResult:
     console = console or Console()
+    # Before any thread starts: the simulated pods get real IPs in a network of our own.
+    enter_private_network()
     t0 = time.monotonic()
-    start_delay = COLD_START_SECONDS / compress
+    start_delay = cold_start / compress
     console.rule("[bold]llm-operator demo")
     console.print(
         "starting the local control plane (etcd, kube-apiserver, controller-manager, "
@@ -271,12 +281,16 @@ def run_demo(
         start_delay_seconds=start_delay,
     )
     operator: subprocess.Popen[bytes] | None = None
-    prom = LocalPrometheus(scrape_interval=1.0, workdir=work / "prometheus")
+    prom = ClusterPrometheus(cluster, workdir=work / "prometheus")
     backing: PodBacking | None = None
     try:
         cluster.start()
+        PrometheusOperator(cluster).start()
         prom.start()
-        console.print(f"Prometheus {prom.url} scrapes every simulated pod's gateway and engine")
+        console.print(
+            f"Prometheus {prom.url} runs the configuration the Prometheus Operator generates: "
+            "it finds every simulated pod through the operator's ServiceMonitors"
+        )
         nodes = _json(cluster, "get", "nodes")["items"]
         console.print(
             f"  {len(nodes)} nodes: "
@@ -294,6 +308,9 @@ def run_demo(
             yaml.safe_dump(
                 {
                     "prometheusUrl": prom.url,
+                    # What the local Prometheus selects ServiceMonitors by, as
+                    # kube-prometheus-stack selects its release label.
+                    "serviceMonitorLabels": RELEASE_LABELS,
                     "evaluationIntervalSeconds": max(1.0, 15.0 / compress),
                     "coldStartSeconds": start_delay,
                     "metricsWindow": f"{max(10, round(60 / compress))}s",
@@ -309,8 +326,7 @@ def run_demo(
         )
         backing = PodBacking(
             kubeconfig=str(cluster.kubeconfig),
-            prometheus=prom,
-            engine_command=lambda ns, n, port: _engine_command(n, port, compress),
+            engine_command=lambda ns, n, host, port: _engine_command(n, host, port, compress),
             workdir=work / "pods",
         )
         backing.start()
@@ -392,8 +408,8 @@ def run_demo(
             if o.get("status", {}).get("phase") == "Ready"
         ]
         pids = [c.pid for c in cluster.components] + [operator.pid] + backing.pids()
-        if prom.pid is not None:
-            pids.append(prom.pid)
+        if prom.server is not None and prom.server.pid is not None:
+            pids.append(prom.server.pid)
         return DemoResult(
             ready=ready,
             events=_events(cluster),

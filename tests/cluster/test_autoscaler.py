@@ -1,7 +1,9 @@
 """The autoscaler end to end: operator + Prometheus + simulated pods backed by real simulators.
 
-Load goes to real gateways in front of real engine simulators (one pair per Ready pod), a real
-Prometheus scrapes them, and the operator reads Prometheus, decides and scales through /scale.
+Load goes to real gateways in front of real engine simulators (one pair per Ready pod, at the
+pod's IP), a real Prometheus scrapes them on the configuration the real Prometheus Operator
+generated from the operator's ServiceMonitor (Kubernetes service discovery finds the pods), and
+the operator reads Prometheus, decides and scales through /scale.
 Time is counted in the operator's own evaluations where the issue speaks of intervals, so the
 test asserts behaviour, not the machine's speed.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +23,8 @@ import yaml
 
 from llm_operator import localcluster as lc
 from llm_operator.localcluster.backing import PodBacking, load_loop
-from llm_operator.localcluster.prometheus import LocalPrometheus, find_prometheus
+from llm_operator.localcluster.monitoring import RELEASE_LABELS, ClusterPrometheus
+from llm_operator.localcluster.prometheus import LocalPrometheus
 from llm_operator.sim.engine import EngineSim
 from llm_operator.sim.model import model_for
 from tests.cases import base
@@ -33,7 +37,6 @@ from tests.cluster.conftest import (
     llmd,
     wait_for,
 )
-from tests.conftest import missing_infrastructure
 
 REPO = Path(__file__).resolve().parents[2]
 INTERVAL = 2.0
@@ -51,16 +54,19 @@ def small_engine(namespace: str, name: str) -> EngineSim:
 def stack(
     cluster: lc.LocalCluster, chart_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[OperatorProcess, LocalPrometheus, PodBacking]]:
-    if not find_prometheus():
-        missing_infrastructure("prometheus is not installed (make deps installs it)")
     tmp = tmp_path_factory.mktemp("autoscaler")
-    prom = LocalPrometheus(scrape_interval=1.0, workdir=tmp / "prometheus")
-    prom.start()
+    monitoring = ClusterPrometheus(cluster, workdir=tmp / "prometheus")
+    monitoring.start()
+    assert monitoring.server is not None
+    prom = monitoring.server
     cfg = tmp / "operator.yaml"
     cfg.write_text(
         yaml.safe_dump(
             {
                 "prometheusUrl": prom.url,
+                # The local Prometheus selects ServiceMonitors by this label, as
+                # kube-prometheus-stack selects by its release label.
+                "serviceMonitorLabels": RELEASE_LABELS,
                 "evaluationIntervalSeconds": INTERVAL,
                 "coldStartSeconds": 3,
                 "metricsWindow": "10s",
@@ -70,14 +76,12 @@ def stack(
     # With the chart's ServiceAccount: the autoscaler needs no right the chart does not grant.
     op = OperatorProcess(cluster, tmp / "operator.log", kubeconfig=chart_kubeconfig, config=cfg)
     op.start()
-    backing = PodBacking(
-        kubeconfig=str(cluster.kubeconfig), prometheus=prom, sim_factory=small_engine
-    )
+    backing = PodBacking(kubeconfig=str(cluster.kubeconfig), sim_factory=small_engine)
     backing.start()
     yield op, prom, backing
     backing.stop()
     op.stop()
-    prom.stop()
+    monitoring.stop()
 
 
 def evaluations(op: OperatorProcess) -> int:
@@ -244,3 +248,54 @@ async def test_scales_up_on_load_down_after_the_window_and_holds_without_metrics
     status = llmd(cluster, "auto", namespace)["status"]
     assert status["metrics"]["hourlyCost"] > 0
     assert forbidden_calls(op) == []  # the chart's rights were enough for all of it
+
+
+async def test_without_pod_target_labels_no_query_matches(
+    cluster: lc.LocalCluster,
+    stack: tuple[OperatorProcess, LocalPrometheus, PodBacking],
+    namespace: str,
+) -> None:
+    """The label every query selects exists only because the ServiceMonitor asks the Prometheus
+    Operator to copy it from the pods: take podTargetLabels away and the autoscaler is blind."""
+    _op, prom, backing = stack
+    m = base("blind", replicas=1)
+    m["spec"]["autoscaling"] = {"enabled": True, "minReplicas": 1, "maxReplicas": 2}
+    apply(cluster, m, namespace)
+    await asyncio.to_thread(
+        wait_for, lambda: backing.endpoints(namespace, "blind"), 60, 0.5, "a backed, ready pod"
+    )
+
+    def metrics_condition() -> dict[str, str]:
+        return condition(llmd(cluster, "blind", namespace), "MetricsAvailable")
+
+    await asyncio.to_thread(
+        wait_for,
+        lambda: metrics_condition().get("status") == "True",
+        60,
+        0.5,
+        "MetricsAvailable=True through the ServiceMonitor",
+    )
+    sm = json.loads(
+        cluster.kubectl("get", "servicemonitor", "blind", "-n", namespace, "-o", "json").stdout
+    )
+    assert sm["spec"]["podTargetLabels"] == ["llmops.dev/deployment"]
+    cluster.kubectl(
+        "patch",
+        "servicemonitor",
+        "blind",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op": "remove", "path": "/spec/podTargetLabels"}]',
+    )
+    await asyncio.to_thread(
+        wait_for,
+        lambda: metrics_condition().get("reason") == "MetricsMissing",
+        90,
+        0.5,
+        "MetricsAvailable=False, MetricsMissing",
+    )
+    # The pods are still scraped, in this namespace: only the label the queries select is gone.
+    up = prom.query(f'up{{namespace="{namespace}",service="blind"}} == 1')
+    assert up and all("llmops_dev_deployment" not in r["metric"] for r in up)

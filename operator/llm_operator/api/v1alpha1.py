@@ -65,6 +65,49 @@ class SecretRef(ApiModel):
 DEFAULT_CONTEXT_LENGTH = 8192
 
 
+class ModelCache(ApiModel):
+    """A shared volume holding the weights: filled once by a Job, mounted read-only by every
+    replica, so a new replica loads instead of downloading (the cold start the autoscaler
+    plans for)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.existingClaim) || has(self.size)",
+                    "model.cache needs size (to create a claim) or existingClaim",
+                )
+            ]
+        }
+    )
+
+    existing_claim: Annotated[
+        str | None,
+        Field(
+            pattern=K8S_NAME_PATTERN,
+            max_length=253,
+            description="A ReadWriteMany PersistentVolumeClaim to use; none is created",
+        ),
+    ] = None
+    storage_class_name: Annotated[
+        str | None,
+        Field(
+            pattern=K8S_NAME_PATTERN,
+            max_length=253,
+            description="Storage class of the claim the operator creates (ReadWriteMany)",
+        ),
+    ] = None
+    size: Annotated[
+        str | None, Field(pattern=QUANTITY_PATTERN, description="Size of the claim, e.g. 40Gi")
+    ] = None
+
+    @model_validator(mode="after")
+    def _claim_or_size(self) -> ModelCache:
+        if self.existing_claim is None and self.size is None:
+            raise ValueError("model.cache needs size (to create a claim) or existingClaim")
+        return self
+
+
 class ModelSource(ApiModel):
     uri: Annotated[
         str,
@@ -102,6 +145,9 @@ class ModelSource(ApiModel):
     ] = None
     credentials_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret holding the hub or object-store token"
+    )
+    cache: ModelCache | None = Field(
+        default=None, description="Download hf:// weights once into a shared volume"
     )
 
     @property
@@ -365,6 +411,11 @@ S3_INT4_MESSAGE = (
 )
 
 
+CACHE_SOURCE_MESSAGE = (
+    "model.cache is for hf:// models (pvc:// already is a volume; s3:// is streamed)"
+)
+
+
 class LLMDeploymentSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -374,6 +425,11 @@ class LLMDeploymentSpec(ApiModel):
                     "self.engine.kind != 'tgi' || !self.model.uri.startsWith('s3://')",
                     "TGI cannot load s3:// models; use hf:// or pvc://, or engine vllm",
                     ".model.uri",
+                ),
+                cel(
+                    "!has(self.model.cache) || self.model.uri.startsWith('hf://')",
+                    CACHE_SOURCE_MESSAGE,
+                    ".model.cache",
                 ),
                 cel(
                     "self.engine.kind != 'vllm' || !self.model.uri.startsWith('s3://') || "
@@ -410,6 +466,8 @@ class LLMDeploymentSpec(ApiModel):
             and mode is QuantMode.INT4
         ):
             raise ValueError(S3_INT4_MESSAGE)
+        if self.model.cache is not None and self.model.scheme != "hf":
+            raise ValueError(CACHE_SOURCE_MESSAGE)
         return self
 
     @property
@@ -427,7 +485,9 @@ class ConditionStatus(StrEnum):
 
 
 class Condition(ApiModel):
-    type: Literal["Valid", "Ready", "Progressing", "MetricsAvailable", "ScalingLimited"]
+    type: Literal[
+        "Valid", "Ready", "Progressing", "MetricsAvailable", "ScalingLimited", "ModelCached"
+    ]
     status: ConditionStatus
     reason: Annotated[str, Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")]
     message: Annotated[str, Field(max_length=32768)] = ""

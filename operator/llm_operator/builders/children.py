@@ -7,6 +7,7 @@ nothing and a restarted operator finds what it made instead of making it again.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ from llm_operator.builders.common import (
     DEPLOYMENT_LABEL,
     ENGINE_PORT,
     GATEWAY_PORT,
+    MANAGED_BY,
+    REPLACE_ANNOTATION,
     SERVICE_PORT,
     config_map_name,
     labels,
@@ -37,7 +40,17 @@ from llm_operator.gateway.config import (
 
 Manifest = dict[str, Any]
 MODELS_PATH = "/models"
+CACHE_MOUNT = "/model-cache"
+CACHE_MARKER = ".llmops-complete"
 ENGINES = {EngineKind.VLLM: vllm, EngineKind.TGI: tgi}
+# The fill Job writes the marker last: a directory without it is a download in progress.
+FILL_SCRIPT = f"""\
+import pathlib, sys
+from huggingface_hub import snapshot_download
+repo, revision, dest = sys.argv[1], sys.argv[2] or None, pathlib.Path(sys.argv[3])
+snapshot_download(repo_id=repo, revision=revision, local_dir=dest)
+(dest / "{CACHE_MARKER}").write_text(revision or "main")
+"""
 
 
 @dataclass(frozen=True)
@@ -53,12 +66,38 @@ CONFIG_MAP = ChildKind("v1", "ConfigMap", "configmaps")
 PDB = ChildKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 NETWORK_POLICY = ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
 SERVICE_MONITOR = ChildKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
-ALL_KINDS = (CONFIG_MAP, DEPLOYMENT, SERVICE, PDB, NETWORK_POLICY, SERVICE_MONITOR)
+PVC = ChildKind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+JOB = ChildKind("batch/v1", "Job", "jobs")
+ALL_KINDS = (CONFIG_MAP, PVC, JOB, DEPLOYMENT, SERVICE, PDB, NETWORK_POLICY, SERVICE_MONITOR)
+
+
+def child_name(kind: ChildKind, name: str) -> str:
+    """The fixed name of each child of the LLMDeployment ``name``."""
+    if kind is CONFIG_MAP:
+        return config_map_name(name)
+    if kind in (PVC, JOB):
+        return f"{name}-model-cache"
+    return name
+
+
+def cache_claim(obj: LLMDeployment) -> str | None:
+    cache = obj.spec.model.cache
+    if cache is None:
+        return None
+    return cache.existing_claim or child_name(PVC, obj.metadata.name)
+
+
+def cache_dir(spec: LLMDeploymentSpec) -> str:
+    """Where in the claim this model and revision live (one claim can hold several)."""
+    raw = spec.model.location + (f"@{spec.model.revision}" if spec.model.revision else "")
+    return re.sub(r"[^A-Za-z0-9._@-]", "--", raw)
 
 
 def model_ref(spec: LLMDeploymentSpec) -> str:
     """What the engine is told to load."""
     scheme, location = spec.model.scheme, spec.model.location
+    if spec.model.cache is not None:
+        return f"{CACHE_MOUNT}/{cache_dir(spec)}"
     if scheme == "hf":
         return location
     if scheme == "pvc":
@@ -135,6 +174,8 @@ def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
                 }
             )
     env.append({"name": "HF_HOME", "value": engine.CACHE_PATH})
+    if spec.model.cache is not None:  # the weights are on the volume: never reach the hub
+        env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
     limits: dict[str, str] = {GPU_RESOURCE: str(spec.resources.gpu.count)}
     requests: dict[str, str] = {GPU_RESOURCE: str(spec.resources.gpu.count)}
     if spec.resources.cpu:
@@ -147,9 +188,11 @@ def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     ]
     if spec.model.scheme == "pvc":
         mounts.append({"name": "models", "mountPath": MODELS_PATH, "readOnly": True})
+    if spec.model.cache is not None:
+        mounts.append({"name": "model-store", "mountPath": CACHE_MOUNT, "readOnly": True})
     container: Manifest = {
         "name": "engine",
-        "image": spec.engine.image or getattr(config.images, spec.engine.kind.value),
+        "image": _engine_image(obj, config),
         "args": engine.args(spec, served_name(obj), model_ref(spec), config),
         "env": env,
         "ports": [{"name": "engine", "containerPort": ENGINE_PORT, "protocol": "TCP"}],
@@ -203,6 +246,127 @@ def _gateway_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     }
 
 
+def _engine_image(obj: LLMDeployment, config: OperatorConfig) -> str:
+    image: str = obj.spec.engine.image or getattr(config.images, obj.spec.engine.kind.value)
+    return image
+
+
+def _wait_for_cache(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
+    """Replicas start once the fill Job's marker is there, not on a half-written directory."""
+    marker = f"{CACHE_MOUNT}/{cache_dir(obj.spec)}/{CACHE_MARKER}"
+    return {
+        "name": "wait-for-model-cache",
+        "image": _engine_image(obj, config),
+        "command": [
+            "sh",
+            "-c",
+            f'until [ -f "{marker}" ]; do echo "waiting for {marker}"; sleep 5; done',
+        ],
+        "volumeMounts": [{"name": "model-store", "mountPath": CACHE_MOUNT, "readOnly": True}],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+
+
+def persistent_volume_claim(obj: LLMDeployment) -> Manifest:
+    """The claim the fill Job writes and every replica reads: ReadWriteMany, because a
+    ReadOnlyMany volume cannot be filled by a pod; replicas mount it read-only."""
+    cache = obj.spec.model.cache
+    assert cache is not None and cache.size is not None
+    spec: Manifest = {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": cache.size}},
+    }
+    if cache.storage_class_name:
+        spec["storageClassName"] = cache.storage_class_name
+    return {
+        "apiVersion": PVC.api_version,
+        "kind": PVC.kind,
+        "metadata": metadata(obj, child_name(PVC, obj.metadata.name)),
+        "spec": spec,
+    }
+
+
+def model_cache_job(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
+    """Download the weights once into the claim, on the GPU profile's nodes (no GPU asked).
+
+    A Job's pod template cannot change: the annotation ``REPLACE_ANNOTATION`` names what it
+    downloads, and the operator replaces the Job when the model or revision changes.
+    """
+    spec = obj.spec
+    name = obj.metadata.name
+    store = cache_claim(obj)
+    assert store is not None
+    profile = config.gpu_profiles[spec.resources.gpu.profile]
+    env: list[Manifest] = [{"name": "HF_HOME", "value": f"{CACHE_MOUNT}/.hf"}]
+    creds = spec.model.credentials_secret_ref
+    if creds is not None:
+        env.append(
+            {
+                "name": ENGINES[spec.engine.kind].TOKEN_ENV,
+                "valueFrom": {"secretKeyRef": {"name": creds.name, "key": creds.key}},
+            }
+        )
+    pod_labels = {
+        "app.kubernetes.io/name": "llm-inference",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        # Not the replicas' component: the Service and the Deployment must never select it.
+        "app.kubernetes.io/component": "model-cache",
+        DEPLOYMENT_LABEL: name,
+    }
+    meta = metadata(obj, child_name(JOB, name))
+    meta["labels"] = pod_labels
+    meta["annotations"] = {REPLACE_ANNOTATION: f"{spec.model.uri}@{spec.model.revision or ''}"}
+    return {
+        "apiVersion": JOB.api_version,
+        "kind": JOB.kind,
+        "metadata": meta,
+        "spec": {
+            "backoffLimit": 4,
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "download",
+                            "image": _engine_image(obj, config),
+                            "command": [
+                                "python3",
+                                "-c",
+                                FILL_SCRIPT,
+                                spec.model.location,
+                                spec.model.revision or "",
+                                f"{CACHE_MOUNT}/{cache_dir(spec)}",
+                            ],
+                            "env": env,
+                            "resources": {"requests": {"cpu": "1", "memory": "2Gi"}},
+                            "volumeMounts": [{"name": "model-store", "mountPath": CACHE_MOUNT}],
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            },
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "model-store", "persistentVolumeClaim": {"claimName": store}}
+                    ],
+                    "nodeSelector": profile.selector(),
+                    "tolerations": [t.model_dump(exclude_none=True) for t in profile.tolerations],
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                },
+            },
+        },
+    }
+
+
 def deployment(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     spec = obj.spec
     name = obj.metadata.name
@@ -220,6 +384,12 @@ def deployment(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
         volumes.append(
             {"name": "models", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
         )
+    init: list[Manifest] = []
+    if (store := cache_claim(obj)) is not None:
+        volumes.append(
+            {"name": "model-store", "persistentVolumeClaim": {"claimName": store, "readOnly": True}}
+        )
+        init.append(_wait_for_cache(obj, config))
     if spec.gateway.enabled:
         containers.append(_gateway_container(obj, config))
         volumes.append({"name": "gateway-config", "configMap": {"name": config_map_name(name)}})
@@ -258,6 +428,7 @@ def deployment(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
                     },
                 },
                 "spec": {
+                    **({"initContainers": init} if init else {}),
                     "containers": containers,
                     "volumes": volumes,
                     "nodeSelector": profile.selector(),
@@ -377,6 +548,10 @@ def build_all(
     out: list[Manifest] = []
     if obj.spec.gateway.enabled:
         out.append(config_map(obj))
+    if obj.spec.model.cache is not None:
+        if obj.spec.model.cache.existing_claim is None:
+            out.append(persistent_volume_claim(obj))
+        out.append(model_cache_job(obj, config))
     out += [deployment(obj, config), service(obj)]
     if desired_replicas(obj.spec) > 1 or (
         obj.spec.autoscaling.enabled and obj.spec.autoscaling.max_replicas > 1

@@ -8,6 +8,8 @@ from llm_operator.api.v1alpha1 import API_VERSION, KIND, LLMDeployment
 
 MANAGED_BY = "llm-operator"
 DEPLOYMENT_LABEL = "llmops.dev/deployment"
+# On a child whose spec cannot change (a Job): a different value means delete and create again.
+REPLACE_ANNOTATION = "llmops.dev/replace-when-changed"
 COMPONENT = "inference"
 
 ENGINE_PORT = 8000

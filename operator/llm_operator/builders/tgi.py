@@ -35,7 +35,7 @@ def args(
         "--cuda-memory-fraction",
         f"{config.gpu_memory_utilization:g}",
     ]
-    if spec.model.revision:
+    if spec.model.revision and spec.model.cache is None:  # a cached revision is a local path
         out += ["--revision", spec.model.revision]
     out += FLAGS["tgi"][spec.quantization.effective]
     return out + list(spec.engine.extra_args)

@@ -38,7 +38,7 @@ def args(
         "--gpu-memory-utilization",
         f"{config.gpu_memory_utilization:g}",
     ]
-    if spec.model.revision:
+    if spec.model.revision and spec.model.cache is None:  # a cached revision is a local path
         out += ["--revision", spec.model.revision]
     if spec.model.scheme == "s3":
         out += ["--load-format", "runai_streamer"]

@@ -6,6 +6,7 @@ raw API objects are parsed into typed states here and nowhere else.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from llm_operator.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from llm_operator.builders.children import SERVICE_MONITOR
+from llm_operator.builders.children import JOB, SERVICE_MONITOR
+from llm_operator.builders.common import REPLACE_ANNOTATION
 
 Manifest = dict[str, Any]
 
@@ -81,6 +83,37 @@ class PodState:
             ready=(conds.get("Ready") or {}).get("status") == "True",
             unschedulable_message=unsched,
             node=(p.get("spec") or {}).get("nodeName"),
+        )
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What the ModelCached condition needs from the fill Job."""
+
+    succeeded: bool
+    failed_message: str | None  # the Job's Failed condition, when it gave up
+    active: int
+    failed_pods: int
+    duration_seconds: float | None = None
+
+    @classmethod
+    def parse(cls, j: Manifest) -> JobState:
+        st = j.get("status") or {}
+        conds = {c.get("type"): c for c in st.get("conditions") or []}
+        failed = conds.get("Failed") or {}
+        duration = None
+        if st.get("startTime") and st.get("completionTime"):
+            start = dt.datetime.fromisoformat(str(st["startTime"]).replace("Z", "+00:00"))
+            end = dt.datetime.fromisoformat(str(st["completionTime"]).replace("Z", "+00:00"))
+            duration = (end - start).total_seconds()
+        return cls(
+            succeeded=(conds.get("Complete") or {}).get("status") == "True",
+            failed_message=(failed.get("message") or failed.get("reason") or "failed")
+            if failed.get("status") == "True"
+            else None,
+            active=int(st.get("active") or 0),
+            failed_pods=int(st.get("failed") or 0),
+            duration_seconds=duration,
         )
 
 
@@ -152,6 +185,18 @@ class Kube:
             if exc.status != 404:
                 raise
             version = None
+        wanted = (meta.get("annotations") or {}).get(REPLACE_ANNOTATION)
+        if version is not None and wanted is not None:
+            current = (before.to_dict()["metadata"].get("annotations") or {}).get(
+                REPLACE_ANNOTATION
+            )
+            if current != wanted:  # an immutable spec that must change: replace the object
+                res.delete(
+                    name=meta["name"],
+                    namespace=meta.get("namespace"),
+                    body={"propagationPolicy": "Background"},
+                )
+                version = None
         out = self.dyn.server_side_apply(
             res,
             body=manifest,
@@ -241,6 +286,15 @@ class Kube:
                 return None
             raise
         return DeploymentState.parse(self.api.sanitize_for_serialization(d))
+
+    def get_job(self, namespace: str, name: str) -> JobState | None:
+        try:
+            j = self._resource(JOB.api_version, JOB.kind).get(name=name, namespace=namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return JobState.parse(j.to_dict())
 
     def list_pods(self, namespace: str, selector: str) -> list[PodState]:
         pods = client.CoreV1Api(self.api).list_namespaced_pod(namespace, label_selector=selector)

@@ -92,6 +92,16 @@ def deployment_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: 
     )
 
 
+@kopf.on.event("batch", "v1", "jobs", labels=OWNED)
+def job_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+    """The model cache's fill Job: its progress is the ModelCached condition."""
+    if type == "DELETED":
+        return
+    rec.refresh_status(
+        _kube(memo), body["metadata"]["namespace"], body["metadata"]["labels"][DEPLOYMENT_LABEL]
+    )
+
+
 @kopf.on.event("", "v1", "pods", labels=OWNED)
 def pod_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     rec.refresh_status(

@@ -22,16 +22,18 @@ from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.builders import checks
 from llm_operator.builders.children import (
     ALL_KINDS,
-    CONFIG_MAP,
+    JOB,
     SERVICE_MONITOR,
     build_all,
+    cache_claim,
+    child_name,
     desired_replicas,
 )
-from llm_operator.builders.common import config_map_name, selector_string
+from llm_operator.builders.common import selector_string
 from llm_operator.config import OperatorConfig
 from llm_operator.handlers.conditions import now_iso, set_condition
 from llm_operator.handlers.kube import Kube, is_transient, owner_body
-from llm_operator.handlers.status import EventSpec, follow
+from llm_operator.handlers.status import CacheView, EventSpec, follow
 
 log = logging.getLogger("llm_operator.reconcile")
 
@@ -115,7 +117,7 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict[str, Any]) -> None:
         for kind in ALL_KINDS:
             if kind is SERVICE_MONITOR and not sm:
                 continue
-            name = config_map_name(meta.name) if kind is CONFIG_MAP else meta.name
+            name = child_name(kind, meta.name)
             if (kind.kind, name) not in wanted and kube.delete_if_owned(
                 kind.api_version, kind.kind, meta.namespace, name, meta.uid
             ):
@@ -193,6 +195,11 @@ def _refresh_status(kube: Kube, namespace: str, name: str) -> None:
         return
     deployment = kube.get_deployment(namespace, name)
     pods = kube.list_pods(namespace, selector_string(name)) if deployment else []
+    claim = cache_claim(obj)
+    cache = None
+    if claim is not None:
+        job = kube.get_job(namespace, child_name(JOB, name))
+        cache = CacheView(claim=claim, model=obj.spec.model.uri, job=job)
     update = follow(
         name=name,
         namespace=namespace,
@@ -203,6 +210,7 @@ def _refresh_status(kube: Kube, namespace: str, name: str) -> None:
         deployment=deployment,
         pods=pods,
         now=now_iso(),
+        cache=cache,
     )
     kube.apply_status(namespace, name, update.status, STATUS_MANAGER)
     _post(owner_body(namespace, name, obj.metadata.uid), update.events)

@@ -7,10 +7,42 @@ from typing import Any
 
 from llm_operator.builders.common import SERVICE_PORT
 from llm_operator.handlers.conditions import get_condition, set_condition
-from llm_operator.handlers.kube import DeploymentState, PodState
+from llm_operator.handlers.kube import DeploymentState, JobState, PodState
 
 # The condition types this writer owns (server-side apply field ownership on the status).
-OWNED_CONDITIONS = ("Ready", "Progressing")
+OWNED_CONDITIONS = ("Ready", "Progressing", "ModelCached")
+
+
+@dataclass(frozen=True)
+class CacheView:
+    """The model cache as status sees it: where the weights go, and the fill Job's state."""
+
+    claim: str
+    model: str
+    job: JobState | None
+
+
+def model_cached(
+    conds: list[dict[str, Any]], cache: CacheView, generation: int, now: str
+) -> tuple[list[dict[str, Any]], list[EventSpec]]:
+    """The ModelCached condition from the fill Job, with an Event when it flips."""
+    was = get_condition(conds, "ModelCached") or {}
+    job = cache.job
+    where = f"{cache.model} in claim {cache.claim}"
+    if job is not None and job.succeeded:
+        took = f" in {job.duration_seconds:.0f}s" if job.duration_seconds is not None else ""
+        status, reason, msg = "True", "Cached", f"{where}, downloaded{took}"
+        event = EventSpec("Normal", "ModelCached", msg)
+    elif job is not None and job.failed_message is not None:
+        status, reason = "False", "FillFailed"
+        msg = f"downloading {where} failed: {job.failed_message}"
+        event = EventSpec("Warning", "ModelCacheFailed", msg)
+    else:
+        retries = f" ({job.failed_pods} failed attempt(s))" if job and job.failed_pods else ""
+        status, reason, msg = "False", "Filling", f"downloading {where}{retries}"
+        event = EventSpec("Normal", "ModelCacheFilling", msg)
+    conds = set_condition(conds, "ModelCached", status, reason, msg, now=now, generation=generation)
+    return conds, ([event] if was.get("reason") != reason else [])
 
 
 @dataclass(frozen=True)
@@ -41,9 +73,15 @@ def follow(
     deployment: DeploymentState | None,
     pods: list[PodState],
     now: str,
+    cache: CacheView | None = None,
 ) -> StatusUpdate:
     events: list[EventSpec] = []
     conds = list(conditions)
+    if cache is not None:
+        conds, cache_events = model_cached(conds, cache, generation, now)
+        events += cache_events
+    else:
+        conds = [c for c in conds if c.get("type") != "ModelCached"]
     ready = deployment.ready_replicas if deployment else 0
     current = deployment.replicas if deployment else 0
 

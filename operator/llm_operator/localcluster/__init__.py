@@ -43,6 +43,8 @@ BINARIES = (
     "kwok",
     "kubectl",
     "helm",
+    "prometheus-operator",
+    "prometheus",
 )
 REPO_ROOT = Path(__file__).resolve().parents[3]
 KWOK_NODE_LABEL = "type"
@@ -76,6 +78,11 @@ def pinned_versions() -> dict[str, str]:
         "etcd": ("etcd", "go.etcd.io/etcd/server/v3"),
         "helm": ("helm", "helm.sh/helm/v3"),
         "kwok": ("kwok", "sigs.k8s.io/kwok"),
+        "prometheus-operator": (
+            "prometheus-operator",
+            "github.com/prometheus-operator/prometheus-operator",
+        ),
+        "prometheus": ("prometheus", "github.com/prometheus/prometheus"),
     }
     out = {}
     for key, (folder, module) in wanted.items():
@@ -320,7 +327,8 @@ class LocalCluster:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def spawn(self, name: str, args: list[str]) -> None:
+        """Start a component of this cluster: logged, tracked and stopped with it."""
         assert self.workdir is not None
         log_path = (self.log_dir or self.workdir / "logs") / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -377,7 +385,7 @@ class LocalCluster:
         assert self.workdir is not None
         pki = PKI.create(self.workdir / "pki")
         etcd_port, peer_port = free_port(), free_port()
-        self._spawn(
+        self.spawn(
             "etcd",
             [
                 self.binary("etcd"),
@@ -403,7 +411,7 @@ class LocalCluster:
         )
 
         self.api_port = free_port()
-        self._spawn(
+        self.spawn(
             "kube-apiserver",
             [
                 self.binary("kube-apiserver"),
@@ -444,7 +452,7 @@ class LocalCluster:
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
         ]
-        self._spawn(
+        self.spawn(
             "kube-controller-manager",
             [
                 self.binary("kube-controller-manager"),
@@ -459,7 +467,7 @@ class LocalCluster:
                 "--v=1",
             ],
         )
-        self._spawn(
+        self.spawn(
             "kube-scheduler",
             [
                 self.binary("kube-scheduler"),
@@ -471,7 +479,7 @@ class LocalCluster:
         stages = (resources.files("llm_operator.localcluster") / "stages.yaml").read_text()
         stages = stages.replace("START_DELAY_MS", str(int(self.start_delay_seconds * 1000)))
         (self.workdir / "kwok.yaml").write_text(stages)
-        self._spawn(
+        self.spawn(
             "kwok",
             [
                 self.binary("kwok"),

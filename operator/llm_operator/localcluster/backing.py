@@ -1,10 +1,13 @@
 """Back every ready simulated pod with a real engine simulator and a real gateway.
 
 kwok pods have no processes. For the autoscaler tests and the demo, each pod that turns Ready
-gets an engine simulator and a gateway on loopback ports; the gateway reads the very ConfigMap
-the operator wrote for that LLMDeployment (only the engine URL is pointed at the simulator).
-Both are registered as Prometheus targets with the labels a ServiceMonitor would give them
-(``namespace``, ``pod``, ``llmops_dev_deployment``). When a pod goes away, so do its servers.
+gets an engine simulator and a gateway listening at the pod's own IP (``status.podIP``) on the
+container ports the Deployment declares, inside the private network of ``netns``; the gateway
+reads the very ConfigMap the operator wrote for that LLMDeployment (only the engine URL differs:
+in a pod the gateway reaches the engine on the pod's loopback, here at the pod IP). Prometheus
+finds these pods on its own, through the ServiceMonitor the operator built, the Prometheus
+Operator's configuration and Kubernetes service discovery (``monitoring``): the backing
+registers no target and gives no label. When a pod goes away, so do its servers.
 
 Two modes: in process (tests; ``sim_factory`` builds each simulator, all pods share this
 process's event loop) and, with ``engine_command``, one engine process (``llm-operator sim
@@ -32,17 +35,23 @@ import yaml
 from aiohttp import web
 from kubernetes import client, config
 
-from llm_operator.builders.common import DEPLOYMENT_LABEL, MANAGED_BY, config_map_name
+from llm_operator.builders.common import (
+    DEPLOYMENT_LABEL,
+    ENGINE_PORT,
+    GATEWAY_PORT,
+    MANAGED_BY,
+    config_map_name,
+)
 from llm_operator.gateway.app import Gateway
 from llm_operator.gateway.app import serve as serve_gateway
 from llm_operator.gateway.config import CONFIG_FILE, GatewayConfig
-from llm_operator.localcluster import free_port
-from llm_operator.localcluster.prometheus import LocalPrometheus
+from llm_operator.localcluster.netns import in_private_network
 from llm_operator.sim.engine import EngineSim
 from llm_operator.sim.engine import serve as serve_engine
 
 SimFactory = Callable[[str, str], EngineSim]  # (namespace, deployment) -> simulator
-EngineCommand = Callable[[str, str, int], list[str]]  # (namespace, deployment, port) -> argv
+# (namespace, deployment, host, port) -> argv
+EngineCommand = Callable[[str, str, str, int], list[str]]
 
 
 @dataclass
@@ -50,6 +59,7 @@ class Backend:
     namespace: str
     deployment: str
     pod: str
+    ip: str
     gateway_url: str
     engine_url: str
     sim: EngineSim | None = None  # in-process mode
@@ -69,7 +79,6 @@ class Backend:
 @dataclass
 class PodBacking:
     kubeconfig: str
-    prometheus: LocalPrometheus | None
     sim_factory: SimFactory = lambda ns, name: EngineSim(served_name=name)
     engine_command: EngineCommand | None = None  # set: one engine + one gateway process per pod
     workdir: Path | None = None  # process mode: gateway configs and per-pod logs
@@ -82,6 +91,11 @@ class PodBacking:
     _starting: set[asyncio.Task[bool]] = field(default_factory=set)  # process-mode readiness waits
 
     def start(self) -> None:
+        if not in_private_network():
+            raise RuntimeError(
+                "the pod backing needs the private pod network: call "
+                "localcluster.netns.enter_private_network() before starting anything"
+            )
         api_client = config.new_client_from_config(config_file=self.kubeconfig)
         self._core = client.CoreV1Api(api_client)
         self._loop = asyncio.new_event_loop()
@@ -158,43 +172,47 @@ class PodBacking:
             label_selector=f"app.kubernetes.io/managed-by={MANAGED_BY},{DEPLOYMENT_LABEL}",
         )
         raw = self._core.api_client.sanitize_for_serialization(pods)
-        ready: dict[str, tuple[str, str, str]] = {}
+        ready: dict[str, tuple[str, str, str, str]] = {}
         for p in raw.get("items") or []:
             meta, st = p["metadata"], p.get("status") or {}
             conds = {c["type"]: c["status"] for c in st.get("conditions") or []}
-            if conds.get("Ready") == "True" and not meta.get("deletionTimestamp"):
+            if (
+                conds.get("Ready") == "True"
+                and st.get("podIP")
+                and not meta.get("deletionTimestamp")
+            ):
                 key = f"{meta['namespace']}/{meta['name']}"
-                ready[key] = (meta["namespace"], meta["labels"][DEPLOYMENT_LABEL], meta["name"])
-        changed = False
+                deployment = meta["labels"][DEPLOYMENT_LABEL]
+                ready[key] = (meta["namespace"], deployment, meta["name"], st["podIP"])
         for key, b in list(self.backends.items()):
             if key not in ready and not b.draining:
                 # Like a terminating pod behind a Service: no new requests, in-flight ones
                 # finish (up to the pod's 60 s grace period), then the servers stop.
                 b.draining = True
                 asyncio.get_running_loop().create_task(self._drain(key))
-                changed = True
-        for key, (namespace, deployment, pod) in ready.items():
+        for key, (namespace, deployment, pod, ip) in ready.items():
             if key not in self.backends:
-                await self._add(key, namespace, deployment, pod)
-                changed = True
-        if changed:
-            self._publish_targets()
+                await self._add(key, namespace, deployment, pod, ip)
 
-    async def _add(self, key: str, namespace: str, deployment: str, pod: str) -> None:
+    async def _add(self, key: str, namespace: str, deployment: str, pod: str, ip: str) -> None:
         cm = await asyncio.to_thread(
             self._core.read_namespaced_config_map, config_map_name(deployment), namespace
         )
-        eport, gport = free_port(), free_port()
+        # kwok hands a deleted pod's IP to the next pod at once: a pod still draining there
+        # is gone from the API, so it stops now (a real node would have torn it down).
+        for old_key, old in list(self.backends.items()):
+            if old.ip == ip:
+                await self._drop(old_key)
         data = yaml.safe_load((cm.data or {})[CONFIG_FILE])
-        data["engineUrl"] = f"http://127.0.0.1:{eport}"
+        data["engineUrl"] = f"http://{ip}:{ENGINE_PORT}"
         data.pop("apiKeysDir", None)  # Secrets are not mounted into simulated pods
-        urls = (f"http://127.0.0.1:{gport}", f"http://127.0.0.1:{eport}")
+        urls = (f"http://{ip}:{GATEWAY_PORT}", f"http://{ip}:{ENGINE_PORT}")
         if self.engine_command is None:
             sim = self.sim_factory(namespace, deployment)
-            runners = [await serve_engine(sim, "127.0.0.1", eport)]
+            runners = [await serve_engine(sim, ip, ENGINE_PORT)]
             gw = Gateway(initial=GatewayConfig.model_validate(data))
-            runners.append(await serve_gateway(gw, "127.0.0.1", gport))
-            self.backends[key] = Backend(namespace, deployment, pod, *urls, sim, runners)
+            runners.append(await serve_gateway(gw, ip, GATEWAY_PORT))
+            self.backends[key] = Backend(namespace, deployment, pod, ip, *urls, sim, runners)
             return
         assert self.workdir is not None, "process mode needs a workdir"
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -202,8 +220,8 @@ class PodBacking:
         cfg.write_text(yaml.safe_dump(data))
         gateway = str(Path(sys.executable).parent / "llm-gateway")
         argvs = [
-            self.engine_command(namespace, deployment, eport),
-            [gateway, "--config", str(cfg), "--host", "127.0.0.1", "--port", str(gport)],
+            self.engine_command(namespace, deployment, ip, ENGINE_PORT),
+            [gateway, "--config", str(cfg), "--host", ip, "--port", str(GATEWAY_PORT)],
         ]
         procs = []
         with (self.workdir / f"{namespace}-{pod}.log").open("ab") as log:
@@ -213,7 +231,7 @@ class PodBacking:
                         argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                     )
                 )
-        b = Backend(namespace, deployment, pod, *urls, procs=procs, starting=True)
+        b = Backend(namespace, deployment, pod, ip, *urls, procs=procs, starting=True)
         self.backends[key] = b  # known (and cleaned up) before it serves
         # Wait for it beside the sync loop: pods turning Ready together start in parallel.
         task = asyncio.get_running_loop().create_task(self._wait_ready(b))
@@ -245,7 +263,6 @@ class PodBacking:
         while b is not None and b.busy and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.2)
         await self._drop(key)
-        self._publish_targets()
 
     async def _drop(self, key: str) -> None:
         b = self.backends.pop(key, None)
@@ -268,16 +285,6 @@ class PodBacking:
     def pids(self) -> list[int]:
         """Processes of every backed pod (process mode), for leak checks."""
         return [p.pid for b in list(self.backends.values()) for p in b.procs]
-
-    def _publish_targets(self) -> None:
-        if self.prometheus is None:
-            return
-        targets = []
-        for b in list(self.backends.values()):
-            labels = {"namespace": b.namespace, "pod": b.pod, "llmops_dev_deployment": b.deployment}
-            for url in (b.gateway_url, b.engine_url):
-                targets.append({"targets": [url.removeprefix("http://")], "labels": labels})
-        self.prometheus.set_targets(targets)
 
 
 async def load_loop(

@@ -1,7 +1,10 @@
-"""A real Prometheus (Debian's package) on loopback, scraping targets from a file_sd file.
+"""A real Prometheus (Debian's package) on loopback.
 
-Used by the metrics tests, the autoscaler tests and the demo. Targets can change while it runs
-(``set_targets``): Prometheus re-reads the file on its own.
+Two ways to say what it scrapes:
+- a configuration given to ``start``/``reload`` (``monitoring.ClusterPrometheus`` passes the one
+  the Prometheus Operator generated: the cluster tests and the demo);
+- without one, a file_sd file of targets (``set_targets``; Prometheus re-reads it on its own),
+  for the process-level metrics tests that run without a cluster.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class LocalPrometheus:
     _proc: subprocess.Popen[bytes] | None = None
     _owns: bool = False
     targets: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -57,7 +61,14 @@ class LocalPrometheus:
         assert self.workdir is not None
         return self.workdir / "prometheus.log"
 
-    def start(self) -> None:
+    @property
+    def config_file(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "prometheus.yml"
+
+    def start(self, config: dict[str, Any] | None = None) -> None:
+        """Start (again) on ``config``, else on the last one given, else on the file_sd file."""
+        self.config = config or self.config
         self.binary = self.binary or find_prometheus()
         if not self.binary:
             raise PrometheusError("prometheus is not installed (apt-get install prometheus)")
@@ -67,7 +78,7 @@ class LocalPrometheus:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         interval = f"{max(100, round(self.scrape_interval * 1000))}ms"  # no fractional seconds
-        cfg = {
+        cfg = self.config or {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "scrape_configs": [
                 {
@@ -80,13 +91,14 @@ class LocalPrometheus:
                 }
             ],
         }
-        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(cfg))
-        self.set_targets(self.targets)
+        self.config_file.write_text(yaml.safe_dump(cfg))
+        if self.config is None:
+            self.set_targets(self.targets)
         log = self.log.open("wb")
         self._proc = subprocess.Popen(
             [
                 self.binary,
-                f"--config.file={self.workdir / 'prometheus.yml'}",
+                f"--config.file={self.config_file}",
                 f"--storage.tsdb.path={self.workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--web.enable-lifecycle",
@@ -108,6 +120,19 @@ class LocalPrometheus:
             except OSError:
                 time.sleep(0.1)
         raise PrometheusError("prometheus not ready in 30 s: " + self.log.read_text()[-2000:])
+
+    def reload(self, config: dict[str, Any]) -> None:
+        """Write a new configuration and have the running server load it (what the
+        config-reloader sidecar does); a stopped server picks it up at its next start."""
+        self.config = config
+        tmp = self.config_file.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(config))
+        tmp.replace(self.config_file)
+        if self._proc is not None and self._proc.poll() is None:
+            req = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+            with urllib.request.urlopen(req, timeout=10) as r:
+                if r.status != 200:
+                    raise PrometheusError(f"reload answered {r.status}")
 
     def set_targets(self, targets: list[dict[str, Any]]) -> None:
         """``targets``: [{"targets": ["127.0.0.1:8080"], "labels": {...}}, ...]."""

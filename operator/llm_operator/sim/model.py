@@ -97,3 +97,13 @@ def batch_latency(model: ReplicaModel, batch: int, prompt: int, output: int) -> 
     for step in range(output - 1):
         total += model.iteration_seconds(batch, batch * (prompt + step + 1))
     return total
+
+
+# Seconds from a replica's creation to ready for a 7-8B model (DESIGN.md): loading from the
+# model cache's volume (spec.model.cache) versus downloading the weights first. The demo and the
+# benchmark take either as their cold start (``--model-cache/--no-model-cache``).
+COLD_START_SECONDS = {"cached": 90.0, "download": 300.0}
+
+
+def cold_start_for(model_cache: bool) -> float:
+    return COLD_START_SECONDS["cached" if model_cache else "download"]
