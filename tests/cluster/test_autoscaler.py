@@ -29,11 +29,13 @@ from llm_operator.sim.engine import EngineSim
 from llm_operator.sim.model import model_for
 from tests.cases import base
 from tests.cluster.conftest import (
+    CHART,
     OperatorProcess,
     apply,
     condition,
     events,
     forbidden_calls,
+    helm,
     llmd,
     wait_for,
 )
@@ -299,3 +301,40 @@ async def test_without_pod_target_labels_no_query_matches(
     # The pods are still scraped, in this namespace: only the label the queries select is gone.
     up = prom.query(f'up{{namespace="{namespace}",service="blind"}} == 1')
     assert up and all("llmops_dev_deployment" not in r["metric"] for r in up)
+
+
+def test_the_charts_own_service_monitor_is_selected_by_its_release_label(
+    cluster: lc.LocalCluster,
+    stack: tuple[OperatorProcess, LocalPrometheus, PodBacking],
+    namespace: str,
+) -> None:
+    """The operator's own metrics: the chart's ServiceMonitor reaches Prometheus's configuration
+    only with the label the Prometheus object selects (metrics.serviceMonitor.labels)."""
+    _op, prom, _backing = stack
+    job = f"serviceMonitor/{namespace}/sm-llm-operator/0"
+
+    def jobs() -> set[str]:
+        return {j["job_name"] for j in (prom.config or {}).get("scrape_configs") or []}
+
+    common = ["--set", "replicaCount=0", "--set", "metrics.serviceMonitor.enabled=true"]
+    helm(cluster, "install", "sm", str(CHART), "-n", namespace, "--skip-crds", *common)
+    try:
+        cluster.kubectl("get", "servicemonitor", "sm-llm-operator", "-n", namespace)
+        time.sleep(5)  # the Prometheus Operator has seen it, and left it out
+        assert job not in jobs()
+        label = f"metrics.serviceMonitor.labels.release={RELEASE_LABELS['release']}"
+        helm(
+            cluster,
+            "upgrade",
+            "sm",
+            str(CHART),
+            "-n",
+            namespace,
+            "--skip-crds",
+            *common,
+            "--set",
+            label,
+        )
+        wait_for(lambda: job in jobs(), 60, 0.5, f"scrape job {job} in Prometheus's config")
+    finally:
+        helm(cluster, "uninstall", "sm", "-n", namespace, check=False)
