@@ -6,6 +6,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -134,13 +135,26 @@ def run(
 )
 @click.option("--minutes", default=15.0, show_default=True, help="Trace minutes to replay.")
 @trace_option
+@click.option(
+    "--model-cache/--no-model-cache",
+    default=True,
+    show_default=True,
+    help="New replicas load from the model cache (90 s) or download the weights (300 s).",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=CACHE / "demo", show_default=True)
-def demo(compress: float, minutes: float, trace_path: Path | None, out: Path) -> None:
+def demo(
+    compress: float, minutes: float, trace_path: Path | None, model_cache: bool, out: Path
+) -> None:
     """Run the operator on a local control plane with simulated GPU nodes and a real trace."""
     from llm_operator.demo import run_demo
+    from llm_operator.sim.model import cold_start_for
 
     result = run_demo(
-        compress=compress, minutes=minutes, trace_path=trace_path, out_dir=out.resolve()
+        compress=compress,
+        minutes=minutes,
+        trace_path=trace_path,
+        out_dir=out.resolve(),
+        cold_start=cold_start_for(model_cache),
     )
     click.echo(
         f"demo finished in {result.elapsed:.0f}s: {len(result.ready)} LLMDeployments "
@@ -148,12 +162,13 @@ def demo(compress: float, minutes: float, trace_path: Path | None, out: Path) ->
     )
 
 
-def _slo(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[float, float]:
+def _slo(_ctx: click.Context, _param: click.Parameter, value: str) -> Any:
+    from llm_operator.sim.scenarios import parse_slo
+
     try:
-        parts = dict(kv.split("=", 1) for kv in value.split(","))
-        return float(parts.pop("ttft", 0.5)), float(parts.pop("itl", 0.05))
+        return parse_slo(value)
     except ValueError as e:
-        raise click.BadParameter(f"expected ttft=SECONDS,itl=SECONDS, got {value!r}") from e
+        raise click.BadParameter(str(e)) from e
 
 
 @main.group()
@@ -169,19 +184,27 @@ def bench() -> None:
     default="ttft=0.5,itl=0.05",
     show_default=True,
     callback=_slo,
-    help="Per-request SLO: TTFT and mean inter-token latency, seconds.",
+    help="Per-request SLO: TTFT (optionally growing with the prompt: ttft=0.5+0.2/1k) and "
+    "mean inter-token latency, seconds.",
 )
 @click.option("--gpu", type=click.Choice(["h100", "a100"]), default="h100", show_default=True)
-@click.option("--cold-start", default=90.0, show_default=True, help="Seconds to a ready replica.")
+@click.option(
+    "--model-cache/--no-model-cache",
+    default=True,
+    show_default=True,
+    help="Replicas load from the model cache (90 s cold start) or download first (300 s).",
+)
+@click.option("--cold-start", type=float, default=None, help="Seconds to a ready replica.")
 @click.option("--policy", "only", multiple=True, help="Run only these policies (repeatable).")
 @click.option("--workers", type=int, default=None, help="Processes (default: one per core).")
 @click.option("--out", type=click.Path(path_type=Path), default=CACHE / "bench", show_default=True)
 def bench_autoscaling(
     trace_path: Path | None,
     k: int,
-    slo: tuple[float, float],
+    slo: Any,
     gpu: str,
-    cold_start: float,
+    model_cache: bool,
+    cold_start: float | None,
     only: tuple[str, ...],
     workers: int | None,
     out: Path,
@@ -190,7 +213,9 @@ def bench_autoscaling(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from llm_operator.sim import scoreboard, trace
+    from llm_operator.sim.model import cold_start_for
 
+    cold_start = cold_start if cold_start is not None else cold_start_for(model_cache)
     if trace_path is None:
         requests, name = trace.synthetic(seed=7), "synthetic"
     else:
@@ -223,6 +248,84 @@ def bench_autoscaling(
     click.echo(scoreboard.to_markdown(meta, ctx, results))
     for p in paths:
         click.echo(f"wrote {p}")
+
+
+@bench.command("suite")
+@click.option(
+    "--scenario",
+    "names",
+    multiple=True,
+    help="Run only these scenarios (repeatable); default: all (the Azure trace when present).",
+)
+@click.option("--seeds", default="1", show_default=True, help="Arrival seeds, comma-separated.")
+@click.option("--gpu", type=click.Choice(["h100", "a100"]), default="h100", show_default=True)
+@click.option(
+    "--model-cache/--no-model-cache",
+    default=True,
+    show_default=True,
+    help="Replicas load from the model cache (90 s cold start) or download first (300 s).",
+)
+@click.option("--workers", type=int, default=None, help="Processes (default: one per core).")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=CACHE / "bench-suite", show_default=True
+)
+def bench_suite(
+    names: tuple[str, ...],
+    seeds: str,
+    gpu: str,
+    model_cache: bool,
+    workers: int | None,
+    out: Path,
+) -> None:
+    """Every policy over every scenario (bursty, long-context, flash crowd, diurnal, heavy
+    tails, and the Azure trace when present): a scoreboard each and a summary table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from llm_operator.sim import suite
+    from llm_operator.sim.model import cold_start_for
+    from llm_operator.sim.scenarios import scenarios
+    from llm_operator.sim.trace import resolve
+
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError as e:
+        raise click.BadParameter(f"expected integers like 1,2,3, got {seeds!r}") from e
+    known = scenarios(resolve(None))
+    unknown = set(names) - {s.name for s in known}
+    if unknown:
+        raise click.BadParameter(
+            f"unknown scenario {', '.join(sorted(unknown))}; known: "
+            + ", ".join(s.name for s in known)
+        )
+    chosen = [s for s in known if not names or s.name in names]
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as progress:
+        task = progress.add_task("starting", total=None)
+        current = [""]
+
+        def scenario(label: str) -> None:
+            current[0] = label
+            progress.reset(task, total=None, description=f"{label}: calibrating the oracle")
+
+        suite.run_suite(
+            chosen,
+            out,
+            seeds=seed_list,
+            gpu=gpu,
+            cold_start=cold_start_for(model_cache),
+            workers=workers,
+            on_scenario=scenario,
+            on_start=lambda n: progress.update(task, total=n, description=current[0]),
+            on_done=lambda s, score: progress.update(
+                task, advance=1, description=f"{current[0]} {s.label}: {score.attainment:.1%}"
+            ),
+        )
+    click.echo((out / "summary.md").read_text())
+    click.echo(f"wrote {out}/summary.md, {out}/summary.json and one directory per scenario")
 
 
 @main.group()

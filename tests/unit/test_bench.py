@@ -98,3 +98,16 @@ def test_the_timeline_records_replicas_and_demand() -> None:
         [p for p in s.timeline if p[0] <= TRACE[-1].t]
     )
     assert mean_demand == pytest.approx(len(TRACE) / TRACE[-1].t, rel=0.1)
+
+
+def test_policies_see_quantiles_from_histogram_buckets_as_prometheus_computes_them() -> None:
+    from llm_operator.sim.bench import bucket_quantile
+
+    buckets = (0.05, 0.1, 0.25, 0.5)
+    # 100 requests at 100 ms: the 95th rank is in the (0.05, 0.1] bucket, interpolated.
+    assert bucket_quantile([0.1] * 100, 0.95, buckets) == pytest.approx(0.0975)
+    # Past the last finite bucket Prometheus answers that bucket's upper bound.
+    assert bucket_quantile([9.0] * 10, 0.95, buckets) == 0.5
+    assert bucket_quantile([], 0.95, buckets) is None
+    # 90 fast, 10 slow: p95 lands among the slow ones' bucket.
+    assert 0.25 < bucket_quantile([0.01] * 90 + [0.4] * 10, 0.95, buckets) <= 0.5

@@ -6,9 +6,13 @@ token counts of the last ``window`` seconds); each policy decides at its own per
 latest snapshot, so it sees the world one scrape late, as in a cluster.
 
 The offline oracle (``Oracle``) knows the arrival curve: at every decision it holds the replicas
-that the highest demand between now and one cold start plus one period ahead needs, at a
-per-replica rate calibrated on the simulator itself (``calibrate``); it still pays cold starts
-and drains like everyone else. Sweeps and the scoreboard files are in ``sim/scoreboard.py``.
+that the highest demand between now and one cold start plus one period ahead needs (anything
+needed before a replica started now could be ready must already be running), at a per-replica
+capacity calibrated on the simulator itself (``calibrate``); it still pays cold starts and
+drains like everyone else. Demand and capacity are measured in work (``request_work``:
+replica-seconds, where a prefill token and a decode token cost what the replica model says they
+cost), so a window of long prompts counts as the load it is. Sweeps and the scoreboard files are
+in ``sim/scoreboard.py``.
 """
 
 from __future__ import annotations
@@ -19,17 +23,42 @@ import itertools
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from llm_operator.api.v1alpha1 import Autoscaling
 from llm_operator.autoscaling.policy import History, Replicas, Signals, decide, remember
+from llm_operator.gateway.metrics import ITL_BUCKETS, LATENCY_BUCKETS
 from llm_operator.sim.baselines import Observation
 from llm_operator.sim.des import Pool, Seq
 from llm_operator.sim.model import ReplicaModel
+from llm_operator.sim.scenarios import Slo, as_slo
 from llm_operator.sim.trace import Request
 
-DEMAND_WINDOW = 60.0  # seconds over which the oracle and the timeline measure demand
+DEMAND_WINDOW = 60.0  # seconds over which the timeline measures demand
+ORACLE_WINDOW = 30.0  # seconds over which the oracle measures demand (it knows the future)
+Work = Callable[[Request], float]
+
+
+def request_work(model: ReplicaModel, batch: int = 32) -> Work:
+    """Replica-seconds one request costs: its prompt in chunked-prefill iterations (compute,
+    plus reading the prompt's own KV as later chunks attend to it) and each answer token as
+    its share of a decode iteration of ``batch`` sequences (fixed cost and LM head split over
+    the batch, plus reading its own context)."""
+    chunk = model.max_batched_tokens
+    prefill = (model.overhead_ms + model.intercept_ms + model.slope_ms_per_token * chunk) / chunk
+    decode = (model.overhead_ms + model.intercept_ms + model.slope_ms_per_token * batch) / batch
+    per_token_kv = model.kv_bytes_per_token / model.hbm_bytes_per_s
+    head = model.lm_head_bytes / model.hbm_bytes_per_s / batch
+
+    def work(r: Request) -> float:
+        p, o = r.input_tokens, r.output_tokens
+        prompt = p * prefill / 1000 + (p * p / 2 / chunk) * per_token_kv
+        answer = o * (decode / 1000 + head) + o * (p + o / 2) * per_token_kv
+        return prompt + answer
+
+    return work
 
 
 @dataclass(frozen=True)
@@ -44,6 +73,26 @@ class Snapshot:
     ttft_p95: float | None
     itl_p95: float | None
     tokens_per_second: float
+    kv_max: float = 0.0  # the fullest ready replica's KV cache
+    waiting_max: float = 0.0  # the longest queue of one ready replica
+
+
+def bucket_quantile(values: list[float], q: float, buckets: tuple[float, ...]) -> float | None:
+    """``histogram_quantile(q, ...)`` as Prometheus computes it from cumulative buckets: the
+    rank's bucket, linear interpolation inside it, the highest finite bound past the last one.
+    Every policy sees latency this way, as the operator reads it from the gateway's
+    histograms, never the exact per-request percentile."""
+    if not values:
+        return None
+    rank = q * len(values)
+    below, lower = 0, 0.0
+    for upper in buckets:
+        count = sum(1 for v in values if v <= upper)
+        if count >= rank:
+            inside = count - below
+            return lower + (upper - lower) * ((rank - below) / inside if inside else 1.0)
+        below, lower = count, upper
+    return buckets[-1]
 
 
 class Policy(Protocol):
@@ -59,6 +108,11 @@ class Baseline:
     inner: object
     period: float = 15.0
 
+    @property
+    def scrape(self) -> float:
+        """How often the baseline's metric is sampled (Knative: every second)."""
+        return float(getattr(self.inner, "scrape", 15.0))
+
     def decide_snapshot(self, snap: Snapshot) -> int:
         obs = Observation(
             now=snap.at,
@@ -68,6 +122,8 @@ class Baseline:
             waiting=snap.waiting,
             running=snap.running,
             kv_usage=snap.kv_usage,
+            kv_max=snap.kv_max,
+            waiting_max=snap.waiting_max,
         )
         out: int = self.inner.decide(obs)  # type: ignore[attr-defined]
         return out
@@ -110,45 +166,59 @@ class Ours:
 
 @dataclass
 class Oracle:
-    """Knows every arrival. Holds ceil(peak demand ahead / (rate x headroom)) replicas, where
+    """Knows every arrival. Holds ceil(peak demand ahead / (capacity x headroom)) replicas, where
     "ahead" runs to one cold start plus one period from now: a replica started at the next
-    decision is ready only then. ``rate`` is requests/s one replica serves within the SLO."""
+    decision is ready only then, so whatever is needed before must be running already.
+
+    Demand is work per second (``work`` per request; requests/s when ``work`` is None) over
+    windows of ``window`` seconds; ``rate`` is the work per second one replica carries within the
+    SLO (``calibrate``)."""
 
     trace: list[Request]
     rate: float
     cold_start: float
     headroom: float = 1.0
     period: float = 15.0
+    work: Work | None = None
+    window: float = DEMAND_WINDOW
 
     def __post_init__(self) -> None:
         self._times = [r.t for r in self.trace]
+        weights = [self.work(r) if self.work else 1.0 for r in self.trace]
+        self._cum = [0.0, *itertools.accumulate(weights)]
 
     def demand(self, t: float) -> float:
-        """Arrivals per second over [t, t + DEMAND_WINDOW)."""
+        """Work (or arrivals) per second over [t, t + window)."""
         lo = bisect.bisect_left(self._times, t)
-        hi = bisect.bisect_left(self._times, t + DEMAND_WINDOW)
-        return (hi - lo) / DEMAND_WINDOW
+        hi = bisect.bisect_left(self._times, t + self.window)
+        return (self._cum[hi] - self._cum[lo]) / self.window
 
-    def decide_snapshot(self, snap: Snapshot) -> int:
+    def needed(self, t: float) -> int:
+        """Replicas that must be running at ``t``: the peak demand until a replica started at
+        ``t`` (or at the next decision) would be ready."""
         horizon = self.cold_start + self.period
         step = 5.0
-        peak = max(self.demand(snap.at + i * step) for i in range(int(horizon / step) + 1))
-        return max(1, math.ceil(peak / (self.rate * self.headroom)))
+        peak = max(self.demand(t + i * step) for i in range(int(horizon / step) + 1))
+        return max(1, math.ceil(peak / (self.rate * self.headroom) - 1e-9))
+
+    def decide_snapshot(self, snap: Snapshot) -> int:
+        return self.needed(snap.at)
 
 
 def calibrate(
     trace: list[Request],
     model: ReplicaModel,
     *,
-    slo: tuple[float, float],
+    slo: Slo | tuple[float, float],
     replicas: int = 4,
     seconds: float = 300.0,
     attainment: float = 0.995,
     seed: int = 0,
+    work: Work | None = None,
 ) -> float:
     """The request rate per replica at which ``replicas`` ready replicas, fed Poisson arrivals
     with the trace's own mix of lengths, still meet the SLO for ``attainment`` of requests
-    (bisection on the simulator)."""
+    (bisection on the simulator); in work per second per replica when ``work`` is given."""
     rng = random.Random(seed)
     mix = [(r.input_tokens, r.output_tokens) for r in trace] or [(512, 128)]
 
@@ -173,7 +243,10 @@ def calibrate(
             lo = mid
         else:
             hi = mid
-    return lo
+    if work is None:
+        return lo
+    mean_work = sum(work(Request(0.0, i, o)) for i, o in mix) / len(mix)
+    return lo * mean_work
 
 
 @dataclass
@@ -208,13 +281,15 @@ def _itl(s: Seq) -> float:
     return (s.finished - s.first_token) / (s.req.output_tokens - 1)
 
 
-def met_slo(s: Seq, slo: tuple[float, float]) -> bool:
-    """Finished with TTFT and mean inter-token latency both within the SLO."""
+def met_slo(s: Seq, slo: Slo | tuple[float, float]) -> bool:
+    """Finished with TTFT (which may grow with the prompt) and mean inter-token latency both
+    within the SLO."""
+    slo = as_slo(slo)
     return (
         s.finished is not None
         and s.first_token is not None
-        and s.first_token - s.arrival <= slo[0]
-        and _itl(s) <= slo[1]
+        and s.first_token - s.arrival <= slo.ttft_for(s.req.input_tokens)
+        and _itl(s) <= slo.itl
     )
 
 
@@ -235,7 +310,7 @@ def run(
     initial: int,
     cold_start: float,
     price_per_replica_hour: float,
-    slo: tuple[float, float] = (0.5, 0.05),
+    slo: Slo | tuple[float, float] = (0.5, 0.05),
     scrape: float = 15.0,
     window: float = 60.0,
     min_replicas: int = 1,
@@ -278,11 +353,13 @@ def run(
                 else 0.0
             ),
             busy=min(1.0, sum(busy) / (len(ready) * scrape)) if ready else 0.0,
-            ttft_p95=_pct([(s.first_token or 0) - s.arrival for s in recent], 0.95)
-            if recent
-            else None,
-            itl_p95=_pct([_itl(s) for s in recent], 0.95) if recent else None,
+            ttft_p95=bucket_quantile(
+                [(s.first_token or 0) - s.arrival for s in recent], 0.95, LATENCY_BUCKETS
+            ),
+            itl_p95=bucket_quantile([_itl(s) for s in recent], 0.95, ITL_BUCKETS),
             tokens_per_second=(tokens[-1][1] - tokens[0][1]) / span if span > 0 else 0.0,
+            kv_max=max((r.kv_reserved / model.kv_capacity_tokens for r in ready), default=0.0),
+            waiting_max=max((len(r.waiting) for r in ready), default=0),
         )
         if latest and now >= next_decision[0]:
             # Metrics are one scrape late; the replica counts are the control plane's own, now.

@@ -1,0 +1,50 @@
+"""The offline oracle: work-based demand, one cold start ahead, and a bound on small scenarios."""
+
+from __future__ import annotations
+
+from llm_operator.sim import scenarios as sc
+from llm_operator.sim import scoreboard
+from llm_operator.sim.bench import Oracle, request_work
+from llm_operator.sim.model import model_for
+from llm_operator.sim.trace import Request
+
+H100 = model_for("h100")
+
+
+def test_work_prices_prefill_and_decode_tokens_differently() -> None:
+    work = request_work(H100)
+    prompt_heavy = work(Request(0, 2000, 1))
+    answer_heavy = work(Request(0, 1, 2000))
+    assert answer_heavy > 5 * prompt_heavy  # a decode token costs far more than a prefill one
+    # Long prompts also read their own growing KV cache: more than linear in the length.
+    assert work(Request(0, 100_000, 1)) > 100 * work(Request(0, 1000, 1))
+
+
+def test_on_a_step_load_the_oracle_starts_replicas_one_cold_start_early() -> None:
+    low = [Request(i * 1.0, 700, 180) for i in range(600)]  # 1 req/s until t=600
+    high = [Request(600 + i / 20, 700, 180) for i in range(6000)]  # then 20 req/s
+    trace = low + high
+    work = request_work(H100)
+    capacity = 20 * work(Request(0, 700, 180)) / 4  # 4 replicas carry the high load
+    oracle = Oracle(trace, capacity, cold_start=90, period=15, work=work, window=30)
+    assert oracle.needed(300) == 1
+    # The step is ready in time only if requested a cold start (and a period) before it.
+    assert oracle.needed(600 - 90 - 15 - 30 - 5) == 1
+    assert oracle.needed(600 - 90) == 4
+    assert oracle.needed(600 - 90 - 15) == 4
+    # Work, not requests: the same arrivals with prompts ten times longer need more replicas.
+    heavy = [Request(r.t, r.input_tokens * 10, r.output_tokens) for r in trace]
+    assert Oracle(heavy, capacity, 90, work=work, window=30).needed(700) > 4
+
+
+def test_no_policy_beats_the_oracle_on_small_scenarios() -> None:
+    for name, trace, slo in (
+        ("bursty", sc.bursty(2, seconds=900, mean_rate=6), sc.Slo(0.5, 0.05)),
+        ("long-context", sc.long_context(2, seconds=900, rate=2), sc.Slo(1.0, 0.1, 0.25)),
+    ):
+        _, results = scoreboard.run_benchmark(
+            trace, slo=slo, workers=2, only={"ours", "oracle", "static", "kpa", "hpa"}
+        )
+        f = scoreboard.frontier(results)
+        assert f["oracle_reaches_a_star"], name
+        assert not f["oracle_beaten"], (name, f)
