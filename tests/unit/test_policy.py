@@ -181,7 +181,7 @@ CASES = [
         "proven-capacity-bounds-scale-down",
         sig(ttft_p95=0.1, itl_p95=0.01, queue=0, kv_usage=0.1, tokens_per_second=3000.0),
         Replicas(6, 6),
-        6,
+        5,  # 3000 / (500 x 1.1) needs 6; one replica fewer is the probe the policy allows
         spec=spec(behavior={"maxScaleDownStep": 10, "scaleDownStabilizationSeconds": 0}),
         history=History(proven=((NOW - 600, 500.0),)),
         reason_has=("500 tokens/s per replica proven within the SLOs",),

@@ -1,0 +1,133 @@
+"""The policy on latency that does not respond to replicas (long prompts' chunked prefill)."""
+
+from __future__ import annotations
+
+from llm_operator.autoscaling.policy import Replicas, Signals, decide, remember
+from tests.unit.test_policy import NOW, PRICE, History, spec
+
+S = spec(
+    targets={"ttftP95Seconds": 2.0, "itlP95Seconds": 0.05, "queuePerReplica": 5},
+    behavior={"scaleDownStabilizationSeconds": 0},
+    maxReplicas=10,
+)
+
+
+def step(
+    history: History, at: float, ready: int, itl: float, tps: float, queue: float = 0.0
+) -> tuple[int, str, History]:
+    sig = Signals(
+        at=at, ttft_p95=1.0, itl_p95=itl, queue=queue, kv_usage=0.1, tokens_per_second=tps
+    )
+    d = decide(
+        sig, Replicas(ready, ready), S, price_per_replica_hour=PRICE, now=at, history=history
+    )
+    return d.desired, d.reason, remember(history, d, at, tps)
+
+
+def test_latency_that_stays_high_while_replicas_double_is_ignored_and_the_fleet_comes_down() -> (
+    None
+):
+    h = History()
+    # ITL 2x its target at 3 replicas: a breach, so the policy adds replicas.
+    n, reason, h = step(h, NOW, 3, itl=0.1, tps=3000)
+    assert n > 3 and "ITL p95 100 ms" in reason
+    # At 6 replicas the same load (half per replica) and the same ITL: not driven by load.
+    n, reason, h = step(h, NOW + 120, 6, itl=0.1, tps=3000)
+    assert n <= 6
+    assert "ignored: not driven by load (as high at 6 replicas as at 3" in reason
+    # And it no longer holds the fleet up: with little load it scales down, step by step.
+    n, reason, h = step(h, NOW + 240, 6, itl=0.1, tps=600)
+    assert n == 5, reason
+    assert "found unresponsive" in reason
+
+
+def test_latency_that_falls_with_more_replicas_is_load_and_keeps_counting() -> None:
+    h = History()
+    n, _, h = step(h, NOW, 3, itl=0.1, tps=3000)
+    assert n > 3
+    _, _, h = step(h, NOW + 120, 6, itl=0.07, tps=3000)  # the 3 new replicas just turned ready
+    n, reason, h = step(h, NOW + 200, 6, itl=0.07, tps=3000)  # fell 30%: it responds
+    assert "ignored" not in reason
+    assert n > 6  # still over target: more replicas
+
+
+def test_latency_that_stays_high_while_the_load_per_replica_also_stayed_is_not_judged() -> None:
+    # Replicas doubled but so did the demand: the same latency proves nothing.
+    h = History()
+    _, _, h = step(h, NOW, 3, itl=0.1, tps=3000)
+    _, _, h = step(h, NOW + 120, 6, itl=0.1, tps=6000)
+    n, reason, _ = step(h, NOW + 200, 6, itl=0.1, tps=6000)
+    assert "ignored" not in reason and n > 6
+
+
+def test_an_ignored_latency_that_grows_well_past_its_level_counts_again() -> None:
+    h = History()
+    _, _, h = step(h, NOW, 3, itl=0.1, tps=3000)
+    _, _, h = step(h, NOW + 120, 6, itl=0.1, tps=3000)
+    n, reason, _ = step(h, NOW + 240, 6, itl=0.2, tps=3000, queue=40)  # 4x target now
+    assert "ignored" not in reason and n > 6
+
+
+def test_never_pinned_at_max_replicas_under_low_load_by_unresponsive_latency() -> None:
+    h = History()
+    at = NOW
+    ready = 3
+    for _ in range(12):  # ITL stays 2x its target whatever the count; load is light
+        n, reason, h = step(h, at, ready, itl=0.1, tps=900)
+        ready, at = n, at + 60
+    assert ready < 10, reason
+
+
+def _quiet(at: float, tps: float) -> Signals:
+    return Signals(at=at, ttft_p95=0.2, itl_p95=0.01, queue=0, kv_usage=0.05, tokens_per_second=tps)
+
+
+# The default behaviour (300 s scale-down stabilization), a decision every 30 s.
+DEFAULT = spec(targets={"ttftP95Seconds": 2.0, "itlP95Seconds": 0.05}, maxReplicas=10)
+
+
+def _run(demand: list[float], start_ready: int = 8) -> tuple[int, str]:
+    """Feed one demand sample every 30 s at ``start_ready`` replicas after a burst that needed
+    8; return the count and reason of the last decision."""
+    h = History(recommendations=((NOW - 30, 8),))
+    ready, reason = start_ready, ""
+    for i, tps in enumerate(demand):
+        at = NOW + 30 * i
+        d = decide(
+            _quiet(at, tps),
+            Replicas(ready, ready),
+            DEFAULT,
+            price_per_replica_hour=PRICE,
+            now=at,
+            history=h,
+        )
+        h = remember(h, d, at, tps)
+        ready, reason = d.desired, d.reason
+    return ready, reason
+
+
+def test_between_bursts_the_fleet_keeps_what_the_bursts_needed() -> None:
+    # ON/OFF: a minute of 4000 tokens/s every 6 minutes, nothing between, for 18 minutes.
+    on_off = ([4000.0] * 2 + [0.0] * 10) * 3
+    n, reason = _run(on_off)
+    # Idle minutes between bursts are the pattern itself: the fleet keeps what they needed.
+    assert n == 8, reason
+    assert (
+        "burst reserve: 3 bursts in the last 20 min needed 8 (peak demand idle between bursts)"
+        in reason
+    )
+
+
+def test_steady_traffic_gets_no_burst_reserve() -> None:
+    n, reason = _run([600.0] * 36)
+    assert n < 8 and "burst reserve" not in reason
+
+
+def test_the_reserve_goes_once_no_burst_came_for_its_memory() -> None:
+    n, reason = _run([4000.0] * 2 + [50.0] * 60)
+    assert n < 8 and "burst reserve" not in reason
+
+
+def test_a_single_flash_crowd_over_a_steady_base_leaves_no_reserve() -> None:
+    n, reason = _run([400.0] * 10 + [4000.0] * 2 + [400.0] * 24)
+    assert n < 8 and "burst reserve" not in reason
