@@ -109,12 +109,14 @@ def _autoscaling_phase(
             "2023, Patel et al. ISCA 2024, CC-BY 4.0)"
         )
     window = max(10, round(300 / compress))
+    memory = max(30, round(1200 / compress))  # the burst reserve's memory, compressed likewise
     console.rule(f"Autoscaling {AUTOSCALED} under a real request trace (time x{compress:g})")
     console.print(f"replaying {len(requests)} requests from {source}")
     console.print(
         f"  $ kubectl patch llmd {AUTOSCALED} --type=merge -p "
         f'\'{{"spec":{{"autoscaling":{{"behavior":'
-        f'{{"scaleDownStabilizationSeconds":{window}}}}}}}}}\'   # 300 s / {compress:g}'
+        f'{{"scaleDownStabilizationSeconds":{window},"burstMemorySeconds":{memory}}}}}}}}}\''
+        f"   # 300 s and 1200 s / {compress:g}"
     )
     cluster.kubectl(
         "patch",
@@ -123,7 +125,16 @@ def _autoscaling_phase(
         "--type=merge",
         "-p",
         json.dumps(
-            {"spec": {"autoscaling": {"behavior": {"scaleDownStabilizationSeconds": window}}}}
+            {
+                "spec": {
+                    "autoscaling": {
+                        "behavior": {
+                            "scaleDownStabilizationSeconds": window,
+                            "burstMemorySeconds": memory,
+                        }
+                    }
+                }
+            }
         ),
     )
     obj = _json(cluster, "get", "llmd", AUTOSCALED)
@@ -155,7 +166,9 @@ def _autoscaling_phase(
                 name=AUTOSCALED,
                 compress=compress,
                 price_per_replica_hour=price,
-                quiet_seconds=max(60.0, 3 * window),
+                # Quiet long enough for the burst reserve's memory and one stabilization
+                # window to pass: then the scale-down shows.
+                quiet_seconds=max(60.0, 3 * window, memory + 2 * window),
                 console=console,
             )
         )

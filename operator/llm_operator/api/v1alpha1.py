@@ -345,6 +345,15 @@ class Behavior(ApiModel):
     scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=86400)] = 300
     max_scale_up_step: Annotated[int, Field(ge=1, le=100)] = 4
     max_scale_down_step: Annotated[int, Field(ge=1, le=100)] = 1
+    burst_memory_seconds: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=86400,
+            description="How long the fleet keeps what recent bursts needed when traffic comes "
+            "in bursts (the burst reserve, and its cost); 0 turns it off",
+        ),
+    ] = 1200
 
 
 class Autoscaling(ApiModel):

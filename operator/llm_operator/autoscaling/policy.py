@@ -22,11 +22,11 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    that cannot be scheduled for lack of GPUs stop further requests (limit ``capacity``).
 6. Limits, each named in the decision: min/max, the $/hour budget, the cost-per-million-tokens
    target (only while the SLOs hold), step sizes, stabilization.
-7. Burst reserve: when the demand of the last BURST_MEMORY seconds is bursty (its peak at least
+7. Burst reserve: when the demand of the last ``burstMemorySeconds`` is bursty (its peak at least
    BURSTY times its median: ON/OFF traffic, idle minutes between bursts), a scale-down stops at
    the highest recommendation of that memory, the count the recent bursts needed. A burst is
    over before a replica started for it could load (a cold start is 1.5 minutes), so the fleet
-   has to be there when it comes; once no burst has come for BURST_MEMORY, the reserve goes.
+   has to be there when it comes; once no burst has come for that memory, the reserve goes.
 8. Latency that does not respond to replicas is not load: a latency over its target that stayed
    as high while the ready replicas grew by half and the load per replica fell by 30% (long
    prompts' chunked prefill, a slow tokenizer, a client-side stall) is named in the reason and
@@ -58,7 +58,8 @@ RESPONSE_UNLOAD = 0.7  # ... and the load per replica fallen to this fraction ..
 RESPONSE_GAIN = 0.9  # ... for a latency still at this fraction of its level to be unresponsive
 RESPONSE_RETEST = 1.5  # an ignored latency counts again once it grows this much past its level
 LATENCY_NAMES = ("TTFT p95", "ITL p95", "E2E p95")
-BURST_MEMORY = 1200.0  # seconds of demand (and recommendations) the burst reserve looks at
+HISTORY_KEEP = 3600.0  # seconds of demand and recommendations the history keeps
+SEEN_MEMORY = 1200.0  # seconds over which "what a full replica runs" is remembered
 BURSTY = 3.0  # peak demand over the median of that memory that makes traffic bursty
 BURST_SAMPLES = 8  # demand samples needed before judging
 SETTLE = 60.0  # seconds the latency window needs to cover newly ready replicas (metricsWindow)
@@ -198,12 +199,14 @@ def _unresponsive(
     return None
 
 
-def _burst_reserve(history: History, now: float) -> tuple[int, str] | None:
+def _burst_reserve(history: History, now: float, memory: float) -> tuple[int, str] | None:
     """The count recent bursts needed, when recent demand came in bursts; None otherwise. Over
     a steady base one burst (a flash crowd) is no pattern, and holding replicas for it would
     only cost; two or more within the memory, or bursts with idle minutes between them, are
     traffic that comes back."""
-    samples = [(t, d) for t, d in history.demand if now - t <= BURST_MEMORY]
+    if memory <= 0:
+        return None
+    samples = [(t, d) for t, d in history.demand if now - t <= memory]
     demand = sorted(d for _, d in samples)
     if len(demand) < BURST_SAMPLES or demand[-1] <= 0:
         return None
@@ -220,12 +223,12 @@ def _burst_reserve(history: History, now: float) -> tuple[int, str] | None:
     # that falls idle between bursts (ON/OFF) is the pattern itself.
     if bursts < (2 if median > 0 else 1):
         return None
-    needed = max((r for t, r in history.recommendations if now - t <= BURST_MEMORY), default=0)
+    needed = max((r for t, r in history.recommendations if now - t <= memory), default=0)
     if needed <= 0:
         return None
     shape = f"{demand[-1] / median:.1f}x the median" if median > 0 else "idle between bursts"
     return needed, (
-        f"burst reserve: {bursts} bursts in the last {BURST_MEMORY / 60:.0f} min needed "
+        f"burst reserve: {bursts} bursts in the last {memory / 60:.0f} min needed "
         f"{needed} (peak demand {shape})"
     )
 
@@ -319,7 +322,7 @@ def decide(
     if signals.queue and signals.running and replicas.ready:
         # What one replica runs when it is full: the most seen lately (a replica that has just
         # turned ready runs little yet, and dividing by that would ask for far too many).
-        seen = max((c for t, c in history.concurrency if now - t <= BURST_MEMORY), default=0.0)
+        seen = max((c for t, c in history.concurrency if now - t <= SEEN_MEMORY), default=0.0)
         per_replica = max(running_now, seen)
         backlog = math.ceil((signals.running + signals.queue) / per_replica * trend - 1e-9)
         backlog_text = (
@@ -382,7 +385,7 @@ def decide(
                 rec = carried
                 why.append(f"{proven:.0f} tokens/s per replica proven within the SLOs")
         unreserved = min(rec, cur)
-        reserve = _burst_reserve(history, now)
+        reserve = _burst_reserve(history, now, spec.behavior.burst_memory_seconds)
         if reserve is not None and reserve[0] > rec:
             rec = reserve[0]
             why.append(reserve[1])
@@ -493,7 +496,7 @@ def remember(
 ) -> History:
     """The history after a decision (pure)."""
     recs = tuple((t, r) for t, r in history.recommendations if now - t <= keep_seconds)
-    dem = tuple((t, d) for t, d in history.demand if now - t <= max(TREND_WINDOW, BURST_MEMORY))
+    dem = tuple((t, d) for t, d in history.demand if now - t <= max(TREND_WINDOW, HISTORY_KEEP))
     if not decision.hold:
         need = decision.recommendation if decision.need is None else decision.need
         recs += ((now, need),)
@@ -516,7 +519,7 @@ def remember(
     ups = tuple(x for x in history.scaled_up_from if now - x[0] <= PROVEN_MEMORY)
     if decision.desired > decision.current:
         ups += ((now, decision.current),)
-    concurrency = tuple(x for x in history.concurrency if now - x[0] <= BURST_MEMORY)
+    concurrency = tuple(x for x in history.concurrency if now - x[0] <= SEEN_MEMORY)
     if decision.running_per_replica:
         concurrency += ((now, decision.running_per_replica),)
     return History(
