@@ -7,8 +7,8 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    their SLOs, queue per ready replica against ``queuePerReplica``, KV-cache use against 0.8,
    tokens/s per replica against ``tokensPerSecondPerReplica``). Above 1 + tolerance the policy
    asks for ready x ratio replicas (at most x2 per decision), fast.
-3. Trend: when demand (tokens/s) rises, the load expected one cold start from now is used, so
-   replicas start loading before the SLO breaks.
+3. Trend: when demand (tokens/s) rises, the load and the latency expected one cold start from
+   now are used, so replicas start loading before the SLO breaks.
 4. Down only with headroom: every latency ratio under 0.8, load that the smaller set carries
    at 90% utilization, latency that stays under 80% of target if it grows with the load per
    replica, and tokens/s per replica at most 10% above the highest rate seen within the SLOs in
@@ -308,6 +308,7 @@ def decide(
         ratios.items(), key=lambda kv: kv[1][0], default=("", (0.0, ""))
     )
     load = max((ratios[n][0] for n in load_names if n in ratios), default=0.0)
+    latency_pressure = max((ratios[n][0] for n in ratios if n not in load_names), default=0.0)
     latency_ok = all(ratios[n][0] < DOWN_HEADROOM for n in ratios if n not in load_names)
     breaches = [ratios[n][1] for n in ratios if ratios[n][0] > 1 + TOLERANCE]
 
@@ -354,11 +355,14 @@ def decide(
         if backlog is not None and backlog > rec:
             rec = backlog
             why.append(backlog_text)
-    elif load * trend > 1 + TOLERANCE:
-        rec = math.ceil(basis * min(load * trend, MAX_UP_FACTOR))
+    elif max(load, latency_pressure) * trend > 1 + TOLERANCE:
+        # Rising demand projected one cold start ahead: the load, and the latency that grows
+        # with it (a decode-bound replica's ITL climbs long before its KV cache or queue do).
+        ahead = max(load, latency_pressure) * trend
+        rec = math.ceil(basis * min(ahead, MAX_UP_FACTOR))
         why = [
             f"demand rising {trend - 1:.0%} over the next {cold_start_seconds:.0f} s cold start",
-            *[ratios[n][1] for n in load_names if n in ratios],
+            *[ratios[n][1] for n in ratios],
         ]
     elif latency_ok and ratios:
         # The smaller set must carry the load at DOWN_UTILIZATION and keep every latency under

@@ -82,7 +82,7 @@ def settings(peak_replicas: int) -> list[Setting]:
     # The oracle's sweep is dense where attainment turns and reaches past its calibrated
     # capacity, over demand windows of 30 s (follows every peak) and 120 s (rides out short
     # ones), so its cheapest schedule at any attainment is found: it must bound every policy.
-    s += [Setting("oracle", "headroom", h) for h in (0.75, 0.8, 0.85, 0.9, 1.0, 1.15, 1.3, 1.5)]
+    s += [Setting("oracle", "headroom", h) for h in (0.6, 0.7, 0.8, 0.85, 0.9, 1.0, 1.15, 1.3)]
     s += [Setting("oracle", ORACLE_SMOOTH, h) for h in (0.8, 0.9, 1.0, 1.15)]
     s += [Setting("hpa", "GPU util", u) for u in (0.5, 0.7, 0.9)]
     s += [Setting("keda", "in flight/replica", q) for q in (16, 24, 32, 40, 48)]
