@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from llm_operator.autoscaling.policy import Replicas, Signals, decide, remember
+import pytest
+
+from llm_operator.autoscaling.policy import Replicas, Signals, _trend_factor, decide, remember
 from tests.unit.test_policy import NOW, PRICE, History, spec
 
 S = spec(
@@ -131,3 +133,28 @@ def test_the_reserve_goes_once_no_burst_came_for_its_memory() -> None:
 def test_a_single_flash_crowd_over_a_steady_base_leaves_no_reserve() -> None:
     n, reason = _run([400.0] * 10 + [4000.0] * 2 + [400.0] * 24)
     assert n < 8 and "burst reserve" not in reason
+
+
+def test_the_capacity_estimate_ignores_samples_taken_while_an_slo_was_breached() -> None:
+    h = History()
+    ok = Signals(at=NOW, ttft_p95=0.5, itl_p95=0.02, queue=0, kv_usage=0.2, tokens_per_second=4000)
+    d = decide(ok, Replicas(4, 4), S, price_per_replica_hour=PRICE, now=NOW, history=h)
+    h = remember(h, d, NOW, 4000)
+    assert [v for _, v in h.proven] == [1000.0]  # 4000 tokens/s over 4 ready replicas
+    # A higher rate while ITL breaches its target is not a capacity the replicas carry.
+    hot = Signals(
+        at=NOW + 30, ttft_p95=0.5, itl_p95=0.2, queue=0, kv_usage=0.2, tokens_per_second=8000
+    )
+    d = decide(hot, Replicas(4, 4), S, price_per_replica_hour=PRICE, now=NOW + 30, history=h)
+    h = remember(h, d, NOW + 30, 8000)
+    assert [v for _, v in h.proven] == [1000.0]
+
+
+def test_the_forecast_projects_rising_demand_one_cold_start_ahead_and_never_falling() -> None:
+    rising = History(demand=tuple((NOW - 150 + 30 * i, 1000.0 + 100 * i) for i in range(6)))
+    # slope 100 tokens/s per 30 s; 90 s ahead: 1500 + 300 over the latest 1500
+    assert _trend_factor(rising, NOW, 90.0) == pytest.approx(1.2)
+    falling = History(demand=tuple((NOW - 150 + 30 * i, 2000.0 - 100 * i) for i in range(6)))
+    assert _trend_factor(falling, NOW, 90.0) == 1.0
+    steep = History(demand=tuple((NOW - 150 + 30 * i, 100.0 * 4**i) for i in range(6)))
+    assert _trend_factor(steep, NOW, 600.0) == 2.0  # at most x2
