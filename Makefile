@@ -44,12 +44,12 @@ crds: venv
 manifests: crds tools
 	bash hack/render-manifests.sh > manifests/install.yaml
 
-# The autoscaling benchmark at x4 and x16: the Azure trace when ../shared/data/traces/ has it,
-# else the synthetic day. docs/bench/ holds the committed Azure run (BENCH_OUT=docs/bench).
+# The scenario suite: bursty, long-context, diurnal, flash-crowd and heavy-tail families, and the
+# Azure trace at x4 and x16 when ../shared/data/traces/ has it; one scoreboard each and a summary
+# (docs/benchmark.md). docs/bench/suite holds the committed run (BENCH_OUT=docs/bench).
 BENCH_OUT ?= .cache/bench
 bench: venv
-	$(VENV)/bin/llm-operator bench autoscaling --scale 4 --out $(BENCH_OUT)/x4
-	$(VENV)/bin/llm-operator bench autoscaling --scale 16 --out $(BENCH_OUT)/x16
+	$(VENV)/bin/llm-operator bench suite --out $(BENCH_OUT)/suite
 
 demo: venv tools deps
 	$(VENV)/bin/llm-operator demo
