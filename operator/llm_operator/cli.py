@@ -32,6 +32,15 @@ trace_option = click.option(
     help="Trace file (Azure CSV, CSV or JSONL), or 'synthetic'. Default: the Azure "
     "conversation trace at ../shared/data/traces/ when present, else synthetic.",
 )
+model_cache_option = click.option(
+    "--model-cache/--no-model-cache",
+    default=True,
+    show_default=True,
+    help="New replicas load from the model cache (90 s cold start) or download first (300 s).",
+)
+gpu_option = click.option(
+    "--gpu", type=click.Choice(["h100", "a100"]), default="h100", show_default=True
+)
 
 
 @click.group()
@@ -135,12 +144,7 @@ def run(
 )
 @click.option("--minutes", default=15.0, show_default=True, help="Trace minutes to replay.")
 @trace_option
-@click.option(
-    "--model-cache/--no-model-cache",
-    default=True,
-    show_default=True,
-    help="New replicas load from the model cache (90 s) or download the weights (300 s).",
-)
+@model_cache_option
 @click.option("--out", type=click.Path(path_type=Path), default=CACHE / "demo", show_default=True)
 def demo(
     compress: float, minutes: float, trace_path: Path | None, model_cache: bool, out: Path
@@ -187,13 +191,8 @@ def bench() -> None:
     help="Per-request SLO: TTFT (optionally growing with the prompt: ttft=0.5+0.2/1k) and "
     "mean inter-token latency, seconds.",
 )
-@click.option("--gpu", type=click.Choice(["h100", "a100"]), default="h100", show_default=True)
-@click.option(
-    "--model-cache/--no-model-cache",
-    default=True,
-    show_default=True,
-    help="Replicas load from the model cache (90 s cold start) or download first (300 s).",
-)
+@gpu_option
+@model_cache_option
 @click.option("--cold-start", type=float, default=None, help="Seconds to a ready replica.")
 @click.option("--policy", "only", multiple=True, help="Run only these policies (repeatable).")
 @click.option("--workers", type=int, default=None, help="Processes (default: one per core).")
@@ -258,13 +257,8 @@ def bench_autoscaling(
     help="Run only these scenarios (repeatable); default: all (the Azure trace when present).",
 )
 @click.option("--seeds", default="1", show_default=True, help="Arrival seeds, comma-separated.")
-@click.option("--gpu", type=click.Choice(["h100", "a100"]), default="h100", show_default=True)
-@click.option(
-    "--model-cache/--no-model-cache",
-    default=True,
-    show_default=True,
-    help="Replicas load from the model cache (90 s cold start) or download first (300 s).",
-)
+@gpu_option
+@model_cache_option
 @click.option("--workers", type=int, default=None, help="Processes (default: one per core).")
 @click.option(
     "--out", type=click.Path(path_type=Path), default=CACHE / "bench-suite", show_default=True
@@ -337,7 +331,7 @@ def sim() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--engine", type=click.Choice(["vllm", "tgi"]), default="vllm", show_default=True)
-@click.option("--gpu", type=click.Choice(["h100", "a100"]), default="h100", show_default=True)
+@gpu_option
 @click.option("--served-name", default="sim-model", show_default=True)
 @click.option("--language", default="en", show_default=True)
 @click.option("--speed", default=1.0, show_default=True, help="Time compression factor.")

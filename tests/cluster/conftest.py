@@ -120,6 +120,20 @@ def chart_kubeconfig(cluster: lc.LocalCluster) -> Path:
     return cluster.service_account_kubeconfig(RELEASE, RELEASE_NAMESPACE)
 
 
+@pytest.fixture(scope="module")
+def operator(
+    cluster: lc.LocalCluster, chart_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator with the chart's ServiceAccount token: every scenario of a module runs with
+    exactly the rights `helm install` grants."""
+    op = OperatorProcess(
+        cluster, tmp_path_factory.mktemp("operator") / "operator.log", kubeconfig=chart_kubeconfig
+    )
+    op.start()
+    yield op
+    op.stop()
+
+
 def forbidden_calls(op: OperatorProcess) -> list[str]:
     """Log lines where RBAC refused the operator (the chart's role too narrow). Other 403s,
     e.g. an Event posted into a namespace being deleted, are not about rights."""

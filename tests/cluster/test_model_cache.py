@@ -8,11 +8,8 @@ Job Complete; everything the operator decides from that is its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from llm_operator import localcluster as lc
@@ -30,18 +27,6 @@ from tests.cluster.conftest import (
 )
 
 CLASS = "model-cache-test"
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: lc.LocalCluster, chart_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(
-        cluster, tmp_path_factory.mktemp("operator") / "operator.log", kubeconfig=chart_kubeconfig
-    )
-    op.start()
-    yield op
-    op.stop()
 
 
 def volume(name: str) -> dict[str, Any]:

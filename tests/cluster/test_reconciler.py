@@ -29,20 +29,6 @@ SAMPLES = sorted((REPO / "manifests" / "samples").glob("*.yaml"))
 CHILD_KINDS = ("deployment", "service", "configmap", "networkpolicy", "poddisruptionbudget")
 
 
-@pytest.fixture(scope="module")
-def operator(
-    cluster: lc.LocalCluster, chart_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    """The operator with the chart's ServiceAccount token: every scenario here runs with
-    exactly the rights `helm install` grants."""
-    op = OperatorProcess(
-        cluster, tmp_path_factory.mktemp("operator") / "operator.log", kubeconfig=chart_kubeconfig
-    )
-    op.start()
-    yield op
-    op.stop()
-
-
 @pytest.fixture(autouse=True)
 def _operator_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
