@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+from pathlib import Path
 
 import pytest
 
 from llm_operator.sim import scenarios as sc
 from llm_operator.sim.bench import Score
 from llm_operator.sim.scoreboard import Result, Setting, dominates, frontier
+from llm_operator.sim.suite import Outcome, rebuild, summarize
 
 
 def test_slo_parses_a_fixed_and_a_per_prompt_ttft() -> None:
@@ -110,3 +113,28 @@ def test_a_dominated_setting_of_ours_is_reported() -> None:
 def test_a_policy_cheaper_than_the_oracle_at_a_star_is_flagged() -> None:
     results = [r("static", 3, 0.99, 3.0), r("oracle", 1, 0.995, 4.0)]
     assert frontier(results)["oracle_beaten"]
+
+
+def test_the_suite_summary_averages_seeds_and_reads_its_goals(tmp_path: Path) -> None:
+    bursty = next(s for s in sc.scenarios() if s.name == "bursty")
+    base = [r("static", 10, 0.995, 7.0), r("kpa", 8, 0.6, 5.0), r("oracle", 1, 0.99, 2.0)]
+    runs = [
+        [*base, r("ours", 1.0, 0.991, 7.7)],
+        [*base, r("ours", 1.0, 0.992, 6.3)],
+    ]
+    outcomes = [
+        Outcome(bursty, seed, 1000, frontier(res), tmp_path / f"bursty-seed{seed}")
+        for seed, res in enumerate(runs, 1)
+    ]
+    (row,) = summarize(outcomes)
+    assert row["ours_vs_static"] == pytest.approx(1.0)  # mean of 1.1 and 0.9
+    assert row["ours_vs_static_text"] == "1.00x (0.90-1.10)"
+    # No autoscaler reaches A* and ours does: that goal is exceeded, not missed.
+    assert row["goals_met"]["vs_autoscaler"] and row["goals_met"]["vs_static"]
+    assert not row["goals_met"]["vs_oracle"]
+    # A run's summary can be rebuilt from its scoreboards.
+    for o, res in zip(outcomes, runs, strict=True):
+        o.directory.mkdir()
+        data = {"trace": "bursty", "seed": o.seed, "requests": 1000, "frontier": frontier(res)}
+        (o.directory / "scoreboard.json").write_text(json.dumps(data))
+    assert summarize(rebuild(tmp_path, sc.scenarios())) == [row]
