@@ -180,6 +180,18 @@ def bench() -> None:
     """Benchmarks."""
 
 
+def _progress() -> Any:
+    """The benchmark's progress bar (rich is imported only by the commands that draw it)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+
+
 @bench.command("autoscaling")
 @trace_option
 @click.option("--scale", "k", default=4, show_default=True, help="Repeat each request k times.")
@@ -209,8 +221,6 @@ def bench_autoscaling(
     out: Path,
 ) -> None:
     """Our policy against HPA, KEDA, KPA, APA, WVA, static and the oracle on a trace."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from llm_operator.sim import scoreboard, trace
     from llm_operator.sim.model import cold_start_for
 
@@ -224,12 +234,7 @@ def bench_autoscaling(
     if unknown:
         raise click.BadParameter(f"unknown policy {', '.join(sorted(unknown))}")
     meta = {"trace": name, "scale": k, "requests": len(requests), "gpu": gpu}
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    ) as progress:
+    with _progress() as progress:
         task = progress.add_task("calibrating the oracle", total=None)
         ctx, results = scoreboard.run_benchmark(
             requests,
@@ -273,8 +278,6 @@ def bench_suite(
 ) -> None:
     """Every policy over every scenario (bursty, long-context, flash crowd, diurnal, heavy
     tails, and the Azure trace when present): a scoreboard each and a summary table."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from llm_operator.sim import suite
     from llm_operator.sim.model import cold_start_for
     from llm_operator.sim.scenarios import scenarios
@@ -292,12 +295,7 @@ def bench_suite(
             + ", ".join(s.name for s in known)
         )
     chosen = [s for s in known if not names or s.name in names]
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    ) as progress:
+    with _progress() as progress:
         task = progress.add_task("starting", total=None)
         current = [""]
 
