@@ -15,7 +15,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[lab,dev]'
 	touch $@
 
 venv: $(STAMP)
@@ -49,16 +49,16 @@ manifests: crds tools
 # (docs/benchmark.md). docs/bench/suite holds the committed run (BENCH_OUT=docs/bench).
 BENCH_OUT ?= .cache/bench
 bench: venv
-	$(VENV)/bin/llm-operator bench suite --out $(BENCH_OUT)/suite
+	$(VENV)/bin/llm-lab bench suite --out $(BENCH_OUT)/suite
 
 demo: venv tools deps
-	$(VENV)/bin/llm-operator demo
+	$(VENV)/bin/llm-lab demo
 
 cluster-up: venv tools
-	$(VENV)/bin/llm-operator cluster up
+	$(VENV)/bin/llm-lab cluster up
 
 cluster-down: venv
-	$(VENV)/bin/llm-operator cluster down
+	$(VENV)/bin/llm-lab cluster down
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from llm_operator.localcluster import free_port
+from llm_operator.lab.localcluster import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -112,9 +112,9 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="llmop-bench-gw-"))
     eport, gport, fport = free_port(), free_port(), free_port()
     procs = [
-        spawn([str(BIN / "llm-operator"), "sim", "engine", "--port", str(eport)], cpu=1),
+        spawn([str(BIN / "llm-lab"), "sim", "engine", "--port", str(eport)], cpu=1),
         spawn(
-            [str(BIN / "llm-operator"), "sim", "engine", "--port", str(fport), "--speed", "1000"],
+            [str(BIN / "llm-lab"), "sim", "engine", "--port", str(fport), "--speed", "1000"],
             cpu=1,
         ),
     ]

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from kubernetes import client, config, watch
 
-from llm_operator import localcluster as lc
+from llm_operator.lab import localcluster as lc
 
 ROOT = Path(__file__).resolve().parents[1]
 

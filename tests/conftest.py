@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from llm_operator import localcluster as lc
-from llm_operator.localcluster.monitoring import PrometheusOperator
-from llm_operator.localcluster.netns import NetnsError, enter_private_network
-from llm_operator.localcluster.prometheus import LocalPrometheus, find_prometheus
+from llm_operator.lab import localcluster as lc
+from llm_operator.lab.localcluster.monitoring import PrometheusOperator
+from llm_operator.lab.localcluster.netns import NetnsError, enter_private_network
+from llm_operator.lab.localcluster.prometheus import LocalPrometheus, find_prometheus
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ _netns_error: list[str] = []
 def pytest_configure(config: pytest.Config) -> None:
     # Simulated pods listen at their own IPs (kwok's 10.244.0.0/16) where Prometheus finds
     # them through Kubernetes service discovery: the whole run lives in a network namespace of
-    # its own, entered now, before any thread or server starts (see localcluster/netns.py).
+    # its own, entered now, before any thread or server starts (see lab/localcluster/netns.py).
     try:
         enter_private_network()
     except (NetnsError, OSError) as exc:

@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from llm_operator.gateway.metrics import GatewayMetrics
 from llm_operator.handlers.autoscaler import OperatorMetrics
-from llm_operator.localcluster.prometheus import LocalPrometheus
-from llm_operator.sim.engine import EngineMetrics
+from llm_operator.lab.localcluster.prometheus import LocalPrometheus
+from llm_operator.lab.sim.engine import EngineMetrics
 from tests.chart.conftest import ALL_ON, Render, one
 from tests.conftest import missing_infrastructure
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llm_operator import localcluster as lc
+from llm_operator.lab import localcluster as lc
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.cluster

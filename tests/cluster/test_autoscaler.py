@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llm_operator import localcluster as lc
-from llm_operator.localcluster.backing import PodBacking, load_loop
-from llm_operator.localcluster.monitoring import RELEASE_LABELS, ClusterPrometheus
-from llm_operator.localcluster.prometheus import LocalPrometheus
-from llm_operator.sim.engine import EngineSim
-from llm_operator.sim.model import model_for
+from llm_operator.lab import localcluster as lc
+from llm_operator.lab.localcluster.backing import PodBacking, load_loop
+from llm_operator.lab.localcluster.monitoring import RELEASE_LABELS, ClusterPrometheus
+from llm_operator.lab.localcluster.prometheus import LocalPrometheus
+from llm_operator.lab.sim.engine import EngineSim
+from llm_operator.lab.sim.model import model_for
 from tests.cases import base
 from tests.cluster.conftest import (
     CHART,

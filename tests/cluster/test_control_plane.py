@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llm_operator import localcluster as lc
+from llm_operator.lab import localcluster as lc
 from tests.cluster.conftest import apply, get_json, wait_for
 
 

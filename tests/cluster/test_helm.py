@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_operator import localcluster as lc
+from llm_operator.lab import localcluster as lc
 from tests.cases import base
 from tests.cluster.conftest import (
     CHART,

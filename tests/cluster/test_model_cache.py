@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from llm_operator import localcluster as lc
+from llm_operator.lab import localcluster as lc
 from tests.cases import base
 from tests.cluster.conftest import (
     OperatorProcess,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llm_operator import localcluster as lc
+from llm_operator.lab import localcluster as lc
 from tests.cases import INVALID, Bad, base
 from tests.cluster.conftest import (
     OperatorProcess,

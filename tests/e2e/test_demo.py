@@ -1,4 +1,4 @@
-"""`llm-operator demo` in a short mode: it converges, explains itself, and leaves nothing behind."""
+"""`llm-lab demo` in a short mode: it converges, explains itself, and leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from llm_operator import localcluster as lc
-from llm_operator.demo import run_demo
+from llm_operator.lab import localcluster as lc
+from llm_operator.lab.demo import run_demo
 
 pytestmark = pytest.mark.cluster
 

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from llm_operator.gateway.app import Gateway
 from llm_operator.gateway.app import serve as serve_gateway
-from llm_operator.localcluster import free_port
-from llm_operator.sim.engine import EngineSim
-from llm_operator.sim.engine import serve as serve_engine
+from llm_operator.lab.localcluster import free_port
+from llm_operator.lab.sim.engine import EngineSim
+from llm_operator.lab.sim.engine import serve as serve_engine
 
 
 @dataclass

@@ -232,7 +232,7 @@ async def test_bad_input_is_a_json_4xx(make_stack: StackFactory) -> None:
 
 
 async def test_engine_down_is_503_with_retry_after(make_stack: StackFactory) -> None:
-    from llm_operator.localcluster import free_port
+    from llm_operator.lab.localcluster import free_port
 
     s = await make_stack(engineUrl=f"http://127.0.0.1:{free_port()}")
     status, body, headers = await s.chat()

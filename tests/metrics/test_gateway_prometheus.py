@@ -6,7 +6,7 @@ import asyncio
 import math
 import re
 
-from llm_operator.localcluster.prometheus import LocalPrometheus
+from llm_operator.lab.localcluster.prometheus import LocalPrometheus
 from tests.gateway.conftest import StackFactory, metric_value
 
 

@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from llm_operator.autoscaling.signals import PrometheusSource, read_signals
-from llm_operator.localcluster import free_port
-from llm_operator.localcluster.prometheus import LocalPrometheus
-from llm_operator.sim.engine import EngineSim, serve
+from llm_operator.lab.localcluster import free_port
+from llm_operator.lab.localcluster.prometheus import LocalPrometheus
+from llm_operator.lab.sim.engine import EngineSim, serve
 from tests.gateway.conftest import StackFactory
 from tests.metrics.test_gateway_prometheus import wait_until
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llm_operator.sim.baselines import APA, HPA, KPA, WVA, Observation, Static, keda, keda_queue
+from llm_operator.lab.sim.baselines import APA, HPA, KPA, WVA, Observation, Static, keda, keda_queue
 
 
 def obs(now: float, current: int, ready: int | None = None, **kw: float) -> Observation:

@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 
 from llm_operator.api.v1alpha1 import Autoscaling
-from llm_operator.sim.baselines import HPA, Static, keda_queue
-from llm_operator.sim.bench import Baseline, Oracle, Ours, Snapshot, calibrate, reversals, run
-from llm_operator.sim.model import model_for
-from llm_operator.sim.trace import Request, synthetic
+from llm_operator.lab.sim.baselines import HPA, Static, keda_queue
+from llm_operator.lab.sim.bench import Baseline, Oracle, Ours, Snapshot, calibrate, reversals, run
+from llm_operator.lab.sim.model import model_for
+from llm_operator.lab.sim.trace import Request, synthetic
 
 # At most 8 sequences per replica, so a few requests per second need several replicas.
 H100 = dataclasses.replace(model_for("h100"), max_num_seqs=8)
@@ -101,7 +101,7 @@ def test_the_timeline_records_replicas_and_demand() -> None:
 
 
 def test_policies_see_quantiles_from_histogram_buckets_as_prometheus_computes_them() -> None:
-    from llm_operator.sim.bench import bucket_quantile
+    from llm_operator.lab.sim.bench import bucket_quantile
 
     buckets = (0.05, 0.1, 0.25, 0.5)
     # 100 requests at 100 ms: the 95th rank is in the (0.05, 0.1] bucket, interpolated.

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from llm_operator.sim.des import Pool
-from llm_operator.sim.model import batch_latency, model_for
-from llm_operator.sim.trace import Request
+from llm_operator.lab.sim.des import Pool
+from llm_operator.lab.sim.model import batch_latency, model_for
+from llm_operator.lab.sim.trace import Request
 
 H100 = model_for("h100")
 

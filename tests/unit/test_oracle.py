@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from llm_operator.sim import scenarios as sc
-from llm_operator.sim import scoreboard
-from llm_operator.sim.bench import Oracle, request_work
-from llm_operator.sim.model import model_for
-from llm_operator.sim.trace import Request
+from llm_operator.lab.sim import scenarios as sc
+from llm_operator.lab.sim import scoreboard
+from llm_operator.lab.sim.bench import Oracle, request_work
+from llm_operator.lab.sim.model import model_for
+from llm_operator.lab.sim.trace import Request
 
 H100 = model_for("h100")
 

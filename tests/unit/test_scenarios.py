@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from llm_operator.sim import scenarios as sc
-from llm_operator.sim.bench import Score
-from llm_operator.sim.scoreboard import Result, Setting, dominates, frontier
-from llm_operator.sim.suite import Outcome, rebuild, summarize
+from llm_operator.lab.sim import scenarios as sc
+from llm_operator.lab.sim.bench import Score
+from llm_operator.lab.sim.scoreboard import Result, Setting, dominates, frontier
+from llm_operator.lab.sim.suite import Outcome, rebuild, summarize
 
 
 def test_slo_parses_a_fixed_and_a_per_prompt_ttft() -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from llm_operator.cli import main
-from llm_operator.sim import scoreboard
-from llm_operator.sim.bench import Score
-from llm_operator.sim.model import model_for
-from llm_operator.sim.scoreboard import Result, Setting, cheapest, goal
-from llm_operator.sim.trace import synthetic
+from llm_operator.lab.cli import main
+from llm_operator.lab.sim import scoreboard
+from llm_operator.lab.sim.bench import Score
+from llm_operator.lab.sim.model import model_for
+from llm_operator.lab.sim.scoreboard import Result, Setting, cheapest, goal
+from llm_operator.lab.sim.trace import synthetic
 
 H100 = dataclasses.replace(model_for("h100"), max_num_seqs=8)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_operator.sim import trace
+from llm_operator.lab.sim import trace
 
 
 def test_azure_csv_with_seven_fractional_digits(tmp_path: Path) -> None:

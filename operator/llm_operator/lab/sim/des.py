@@ -1,6 +1,6 @@
 """A discrete-event simulator of a pool of vLLM-like replicas (the benchmark's engine).
 
-Physics: continuous batching with chunked prefill under the replica model of ``sim/model.py``
+Physics: continuous batching with chunked prefill under the replica model of ``lab/sim/model.py``
 (one iteration = overhead + linear(batched tokens) + (KV read + LM head) / HBM). Admission
 reserves a sequence's whole KV footprint (prompt + output) and holds requests in the replica's
 queue when the cache is full. Routing is least-outstanding-requests over ready replicas; requests
@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from llm_operator.sim.model import ReplicaModel
-from llm_operator.sim.trace import Request
+from llm_operator.lab.sim.model import ReplicaModel
+from llm_operator.lab.sim.trace import Request
 
 
 @dataclass

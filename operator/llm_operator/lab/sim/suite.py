@@ -1,6 +1,6 @@
-"""``llm-operator bench suite``: every policy and sweep over every scenario, and one summary.
+"""``llm-lab bench suite``: every policy and sweep over every scenario, and one summary.
 
-Each scenario (``sim/scenarios.py``) and arrival seed gets its own scoreboard directory (JSON,
+Each scenario (``lab/sim/scenarios.py``) and arrival seed gets its own scoreboard directory (JSON,
 markdown, plots, as ``bench autoscaling`` writes); ``summary.md``/``summary.json`` hold one row
 per scenario with the frontier figures averaged over seeds and their spread (min-max).
 Goals are reported, never asserted: this is a benchmark, not a test.
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm_operator.sim import scoreboard
-from llm_operator.sim.bench import Score
-from llm_operator.sim.scenarios import Scenario
+from llm_operator.lab.sim import scoreboard
+from llm_operator.lab.sim.bench import Score
+from llm_operator.lab.sim.scenarios import Scenario
 
 
 @dataclass

@@ -35,8 +35,8 @@ from typing import Any
 
 import yaml
 
-from llm_operator.localcluster import ClusterError, LocalCluster, free_port
-from llm_operator.localcluster.prometheus import LocalPrometheus
+from llm_operator.lab.localcluster import ClusterError, LocalCluster, free_port
+from llm_operator.lab.localcluster.prometheus import LocalPrometheus
 
 MONITORING_NAMESPACE = "monitoring"
 # The label a kube-prometheus-stack release selects ServiceMonitors and rules by.

@@ -10,7 +10,7 @@ Operator's configuration and Kubernetes service discovery (``monitoring``): the 
 registers no target and gives no label. When a pod goes away, so do its servers.
 
 Two modes: in process (tests; ``sim_factory`` builds each simulator, all pods share this
-process's event loop) and, with ``engine_command``, one engine process (``llm-operator sim
+process's event loop) and, with ``engine_command``, one engine process (``llm-lab sim
 engine``) and one gateway process (``llm-gateway``) per pod, as in a real pod — the demo uses it
 so a fleet of simulated replicas is not limited to one Python core.
 """
@@ -45,9 +45,9 @@ from llm_operator.builders.common import (
 from llm_operator.gateway.app import Gateway
 from llm_operator.gateway.app import serve as serve_gateway
 from llm_operator.gateway.config import CONFIG_FILE, GatewayConfig
-from llm_operator.localcluster.netns import in_private_network
-from llm_operator.sim.engine import EngineSim
-from llm_operator.sim.engine import serve as serve_engine
+from llm_operator.lab.localcluster.netns import in_private_network
+from llm_operator.lab.sim.engine import EngineSim
+from llm_operator.lab.sim.engine import serve as serve_engine
 
 SimFactory = Callable[[str, str], EngineSim]  # (namespace, deployment) -> simulator
 # (namespace, deployment, host, port) -> argv

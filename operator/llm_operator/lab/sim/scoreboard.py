@@ -21,8 +21,8 @@ from typing import Any
 
 from llm_operator.api.v1alpha1 import Autoscaling
 from llm_operator.config import OperatorConfig
-from llm_operator.sim import baselines as bl
-from llm_operator.sim.bench import (
+from llm_operator.lab.sim import baselines as bl
+from llm_operator.lab.sim.bench import (
     ORACLE_WINDOW,
     Baseline,
     Oracle,
@@ -33,9 +33,9 @@ from llm_operator.sim.bench import (
     request_work,
     run,
 )
-from llm_operator.sim.model import ReplicaModel, model_for
-from llm_operator.sim.scenarios import Slo, as_slo
-from llm_operator.sim.trace import Request
+from llm_operator.lab.sim.model import ReplicaModel, model_for
+from llm_operator.lab.sim.scenarios import Slo, as_slo
+from llm_operator.lab.sim.trace import Request
 
 BASELINES = ("hpa", "keda", "keda-waiting", "kpa", "apa", "wva", "static")
 GPU_PROFILES = {"h100": "nvidia-h100-80gb", "a100": "nvidia-a100-80gb"}

@@ -476,7 +476,7 @@ class LocalCluster:
                 "--v=1",
             ],
         )
-        stages = (resources.files("llm_operator.localcluster") / "stages.yaml").read_text()
+        stages = (resources.files("llm_operator.lab.localcluster") / "stages.yaml").read_text()
         stages = stages.replace("START_DELAY_MS", str(int(self.start_delay_seconds * 1000)))
         (self.workdir / "kwok.yaml").write_text(stages)
         self.spawn(

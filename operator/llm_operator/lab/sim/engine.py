@@ -1,6 +1,6 @@
 """An engine simulator: a real HTTP server that speaks the OpenAI API like vLLM or TGI.
 
-Latency comes from the replica model (``sim/model.py``): requests queue, are admitted into a
+Latency comes from the replica model (``lab/sim/model.py``): requests queue, are admitted into a
 continuously batched loop with chunked prefill under a KV-cache capacity, and each iteration
 sleeps for the modelled iteration time. Metrics use the engine's own names (vLLM's, optionally
 its older names, or TGI's). Answers are words of a configured language, or, when the last user
@@ -24,7 +24,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from llm_operator.sim.model import ReplicaModel, model_for
+from llm_operator.lab.sim.model import ReplicaModel, model_for
 
 WORDS = {
     "en": (

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from llm_operator.localcluster import free_port
+from llm_operator.lab.localcluster import free_port
 
 
 class PrometheusError(RuntimeError):

@@ -1,4 +1,4 @@
-"""``llm-operator demo``: the operator on a local control plane with simulated GPU nodes.
+"""``llm-lab demo``: the operator on a local control plane with simulated GPU nodes.
 
 It starts the control plane (kwok GPU nodes whose pods turn Ready after a cold-start delay),
 installs the CRD, runs the operator as a user would (``llm-operator run``), applies the samples,
@@ -27,17 +27,17 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from llm_operator import localcluster as lc
-from llm_operator.localcluster.backing import PodBacking
-from llm_operator.localcluster.monitoring import (
+from llm_operator.lab import localcluster as lc
+from llm_operator.lab.localcluster.backing import PodBacking
+from llm_operator.lab.localcluster.monitoring import (
     RELEASE_LABELS,
     ClusterPrometheus,
     PrometheusOperator,
 )
-from llm_operator.localcluster.netns import enter_private_network
-from llm_operator.replay import ReplayResult, _p95, plot, replay
-from llm_operator.sim import trace
-from llm_operator.sim.model import COLD_START_SECONDS
+from llm_operator.lab.localcluster.netns import enter_private_network
+from llm_operator.lab.replay import ReplayResult, _p95, plot, replay
+from llm_operator.lab.sim import trace
+from llm_operator.lab.sim.model import COLD_START_SECONDS
 
 SAMPLES = lc.REPO_ROOT / "manifests" / "samples"
 DEMO_MAX_NUM_SEQS = 8  # engine --max-num-seqs: 8 conversations per replica, so the
@@ -48,7 +48,7 @@ AUTOSCALED = "llama-fp8"
 def _engine_command(served_name: str, host: str, port: int, compress: float) -> list[str]:
     """One engine simulator process per Ready pod, as vLLM would run in it."""
     return [
-        str(Path(sys.executable).parent / "llm-operator"),
+        str(Path(sys.executable).parent / "llm-lab"),
         "sim",
         "engine",
         "--host",
@@ -281,7 +281,7 @@ def run_demo(
     enter_private_network()
     t0 = time.monotonic()
     start_delay = cold_start / compress
-    console.rule("[bold]llm-operator demo")
+    console.rule("[bold]llm-lab demo")
     console.print(
         "starting the local control plane (etcd, kube-apiserver, controller-manager, "
         f"scheduler, kwok GPU nodes; cold start {start_delay:g}s) ..."

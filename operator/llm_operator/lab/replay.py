@@ -22,9 +22,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from llm_operator import localcluster as lc
-from llm_operator.localcluster.backing import Backend, PodBacking
-from llm_operator.sim.trace import Request
+from llm_operator.lab import localcluster as lc
+from llm_operator.lab.localcluster.backing import Backend, PodBacking
+from llm_operator.lab.sim.trace import Request
 
 WORDS_PER_TOKEN = 1 / 1.3
 

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from llm_operator.sim import trace as tr
-from llm_operator.sim.trace import Request
+from llm_operator.lab.sim import trace as tr
+from llm_operator.lab.sim.trace import Request
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The trace-driven autoscaling benchmark's harness: one policy, one trace, one score.
 
-The simulator (``sim/des.py``) serves the trace; every ``scrape`` seconds a snapshot of what
+The simulator (``lab/sim/des.py``) serves the trace; every ``scrape`` seconds a snapshot of what
 Prometheus would hold is taken (queue, running, KV use, GPU busy fraction, and the latency and
 token counts of the last ``window`` seconds); each policy decides at its own period from the
 latest snapshot, so it sees the world one scrape late, as in a cluster.
@@ -12,7 +12,7 @@ capacity calibrated on the simulator itself (``calibrate``); it still pays cold 
 drains like everyone else. Demand and capacity are measured in work (``request_work``:
 replica-seconds, where a prefill token and a decode token cost what the replica model says they
 cost), so a window of long prompts counts as the load it is. Sweeps and the scoreboard files are
-in ``sim/scoreboard.py``.
+in ``lab/sim/scoreboard.py``.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from typing import Protocol
 from llm_operator.api.v1alpha1 import Autoscaling
 from llm_operator.autoscaling.policy import History, Replicas, Signals, decide, remember
 from llm_operator.gateway.metrics import ITL_BUCKETS, LATENCY_BUCKETS
-from llm_operator.sim.baselines import Observation
-from llm_operator.sim.des import Pool, Seq
-from llm_operator.sim.model import ReplicaModel
-from llm_operator.sim.scenarios import Slo, as_slo
-from llm_operator.sim.trace import Request
+from llm_operator.lab.sim.baselines import Observation
+from llm_operator.lab.sim.des import Pool, Seq
+from llm_operator.lab.sim.model import ReplicaModel
+from llm_operator.lab.sim.scenarios import Slo, as_slo
+from llm_operator.lab.sim.trace import Request
 
 DEMAND_WINDOW = 60.0  # seconds over which the timeline measures demand
 ORACLE_WINDOW = 30.0  # seconds over which the oracle measures demand (it knows the future)
@@ -103,7 +103,7 @@ class Policy(Protocol):
 
 @dataclass
 class Baseline:
-    """Adapts a ``sim/baselines.py`` object (decide(Observation))."""
+    """Adapts a ``lab/sim/baselines.py`` object (decide(Observation))."""
 
     inner: object
     period: float = 15.0

@@ -1,0 +1,1 @@
+"""The lab: local control plane, simulators, benchmark, demo and replay (never in an image)."""
