@@ -81,8 +81,8 @@ def run(
 ) -> None:
     """Run the operator."""
     from llm_operator.config import OperatorConfig
-    from llm_operator.handlers import operator
-    from llm_operator.handlers.kube import Kube
+    from llm_operator.controller import operator
+    from llm_operator.kube.client import Kube
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

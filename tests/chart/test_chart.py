@@ -93,7 +93,7 @@ def test_config_change_rolls_the_operator(render: Render) -> None:
     assert checksum(render()) != checksum(render(**{"operator.coldStartSeconds": "60"}))
 
 
-# The operator's calls (handlers/kube.py, kopf) and nothing else. A change here is a change to
+# The operator's calls (kube/client.py, kopf) and nothing else. A change here is a change to
 # what the operator may do in every cluster that installs it: review it as such.
 EXPECTED_RULES = {
     ("llmops.dev", "llmdeployments"): {"get", "list", "watch", "patch"},

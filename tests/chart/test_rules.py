@@ -15,8 +15,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from llm_operator.autoscaling.actuator import OperatorMetrics
 from llm_operator.gateway.metrics import GatewayMetrics
-from llm_operator.handlers.autoscaler import OperatorMetrics
 from llm_operator.lab.localcluster.prometheus import LocalPrometheus
 from llm_operator.lab.sim.engine import EngineMetrics
 from tests.chart.conftest import ALL_ON, Render, one

@@ -179,7 +179,7 @@ def test_discovery_is_safe_from_many_handler_threads(cluster: lc.LocalCluster) -
 
     from kubernetes import client, config
 
-    from llm_operator.handlers.kube import Kube
+    from llm_operator.kube.client import Kube
 
     kube = Kube(api=config.new_client_from_config(config_file=str(cluster.kubeconfig)))
     assert isinstance(kube.api, client.ApiClient)

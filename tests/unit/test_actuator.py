@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from llm_operator.autoscaling import actuator
+from llm_operator.autoscaling.actuator import Autoscaler
 from llm_operator.autoscaling.signals import PrometheusUnavailable
 from llm_operator.config import OperatorConfig
-from llm_operator.handlers import autoscaler as actuator
-from llm_operator.handlers.autoscaler import Autoscaler
-from llm_operator.handlers.kube import DeploymentState, PodState
+from llm_operator.kube.states import DeploymentState, PodState
 from tests.cases import base
 
 NOW = 1_000_000.0

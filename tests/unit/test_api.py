@@ -8,11 +8,11 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from llm_operator.api.parse import Invalid, parse
 from llm_operator.api.quantization import QuantMode
 from llm_operator.api.v1alpha1 import LLMDeployment, LLMDeploymentSpec
 from llm_operator.builders.checks import check
 from llm_operator.config import OperatorConfig
-from llm_operator.handlers.reconcile import Invalid, parse
 from tests.cases import INVALID, Bad, base
 
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "manifests" / "samples").glob("*.yaml"))

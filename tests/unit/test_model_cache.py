@@ -10,8 +10,8 @@ from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.builders.children import build_all
 from llm_operator.builders.common import REPLACE_ANNOTATION, selector_labels
 from llm_operator.config import OperatorConfig
-from llm_operator.handlers.kube import JobState
-from llm_operator.handlers.status import CacheView, model_cached
+from llm_operator.kube.states import JobState
+from llm_operator.status.follow import CacheView, model_cached
 from tests.cases import base
 
 

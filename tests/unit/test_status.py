@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from llm_operator.handlers.conditions import get_condition, set_condition
-from llm_operator.handlers.kube import DeploymentState, PodState
-from llm_operator.handlers.status import follow
+from llm_operator.kube.states import DeploymentState, PodState
+from llm_operator.status.conditions import get_condition, set_condition
+from llm_operator.status.follow import follow
 
 NOW = "2026-01-01T00:00:00Z"
 

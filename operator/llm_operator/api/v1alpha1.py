@@ -49,6 +49,10 @@ class ApiModel(BaseModel):
         """The YAML/JSON form: camelCase, without unset optional fields."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
+    def dump_set(self) -> dict[str, Any]:
+        """Only the fields a writer set (a server-side apply owns exactly what it sends)."""
+        return self.model_dump(by_alias=True, exclude_none=True, exclude_unset=True, mode="json")
+
 
 # --------------------------------------------------------------------------- spec
 
@@ -515,7 +519,8 @@ class Metrics(ApiModel):
     observed_at: str | None = None
 
 
-class Decision(ApiModel):
+# status.autoscaling.lastDecision (a comment, not a docstring: the CRD stays as it was).
+class ScalingDecision(ApiModel):
     from_: int = Field(alias="from")
     to: int
     reason: str
@@ -524,7 +529,7 @@ class Decision(ApiModel):
 
 class AutoscalingStatus(ApiModel):
     last_scale_time: str | None = None
-    last_decision: Decision | None = None
+    last_decision: ScalingDecision | None = None
     recommendation: int | None = None
 
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from llm_operator.autoscaling.policy import Signals
+from llm_operator.builders.common import DEPLOYMENT_LABEL_PROMETHEUS
 from llm_operator.gateway import metrics as gw
 
-DEPLOYMENT_LABEL = "llmops_dev_deployment"
 FRESHNESS_METRICS = (gw.IN_FLIGHT, "vllm:num_requests_waiting", "tgi_queue_size")
 
 
@@ -52,7 +52,7 @@ class PrometheusSource:
 
 
 def selector(namespace: str, name: str) -> str:
-    return f'namespace="{namespace}",{DEPLOYMENT_LABEL}="{name}"'
+    return f'namespace="{namespace}",{DEPLOYMENT_LABEL_PROMETHEUS}="{name}"'
 
 
 def _quantile(metric: str, sel: str, window: str, q: float = 0.95) -> str:

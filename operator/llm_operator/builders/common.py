@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from llm_operator.api.v1alpha1 import API_VERSION, KIND, LLMDeployment
 
 MANAGED_BY = "llm-operator"
 DEPLOYMENT_LABEL = "llmops.dev/deployment"
+
+
+def prometheus_label(label: str) -> str:
+    """A pod label as a Prometheus target label: the Prometheus Operator copies
+    ``podTargetLabels`` through ``SanitizeLabelName`` (every character outside [a-zA-Z0-9_]
+    becomes ``_``)."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", label)
+
+
+# The same label on every series Prometheus scrapes from a replica: llmops_dev_deployment.
+DEPLOYMENT_LABEL_PROMETHEUS = prometheus_label(DEPLOYMENT_LABEL)
 # On a child whose spec cannot change (a Job): a different value means delete and create again.
 REPLACE_ANNOTATION = "llmops.dev/replace-when-changed"
 COMPONENT = "inference"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_operator.api.v1alpha1 import LLMDeploymentStatus, Phase
 from llm_operator.builders.common import SERVICE_PORT
-from llm_operator.handlers.conditions import get_condition, set_condition
-from llm_operator.handlers.kube import DeploymentState, JobState, PodState
+from llm_operator.kube.states import DeploymentState, JobState, PodState
+from llm_operator.status.conditions import get_condition, set_condition
 
 # The condition types this writer owns (server-side apply field ownership on the status).
 OWNED_CONDITIONS = ("Ready", "Progressing", "ModelCached")
@@ -175,14 +176,14 @@ def follow(
         if unschedulable and ready == 0:
             phase = "Pending"
 
-    status: dict[str, Any] = {
-        "phase": phase,
-        "replicas": current,
-        "readyReplicas": ready,
-        "desiredReplicas": desired,
-        "selector": selector,
-        "observedGeneration": generation,
-        "endpoint": endpoint(name, namespace),
-        "conditions": [c for c in conds if c["type"] in OWNED_CONDITIONS],
-    }
+    status = LLMDeploymentStatus(
+        phase=Phase(phase),
+        replicas=current,
+        ready_replicas=ready,
+        desired_replicas=desired,
+        selector=selector,
+        observed_generation=generation,
+        endpoint=endpoint(name, namespace),
+        conditions=[c for c in conds if c["type"] in OWNED_CONDITIONS],
+    ).dump_set()
     return StatusUpdate(status=status, events=events)

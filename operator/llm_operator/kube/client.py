@@ -6,7 +6,6 @@ raw API objects are parsed into typed states here and nowhere else.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,101 +19,13 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from llm_operator.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from llm_operator.builders.children import JOB, SERVICE_MONITOR
 from llm_operator.builders.common import REPLACE_ANNOTATION
-
-Manifest = dict[str, Any]
+from llm_operator.kube.states import DeploymentState, JobState, Manifest, PodState
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 def is_transient(exc: ApiException) -> bool:
     return exc.status in TRANSIENT_STATUSES or exc.status is None or exc.status == 0
-
-
-@dataclass(frozen=True)
-class DeploymentState:
-    """What the status needs from the owned Deployment."""
-
-    generation: int
-    observed_generation: int
-    replicas: int
-    updated_replicas: int
-    ready_replicas: int
-    available_replicas: int
-    spec_replicas: int
-    progressing_reason: str | None = None
-
-    @classmethod
-    def parse(cls, d: Manifest) -> DeploymentState:
-        st = d.get("status") or {}
-        progressing: Manifest = next(
-            (c for c in st.get("conditions") or [] if c.get("type") == "Progressing"), {}
-        )
-        return cls(
-            generation=int(d["metadata"].get("generation") or 0),
-            observed_generation=int(st.get("observedGeneration") or 0),
-            replicas=int(st.get("replicas") or 0),
-            updated_replicas=int(st.get("updatedReplicas") or 0),
-            ready_replicas=int(st.get("readyReplicas") or 0),
-            available_replicas=int(st.get("availableReplicas") or 0),
-            spec_replicas=int((d.get("spec") or {}).get("replicas") or 0),
-            progressing_reason=progressing.get("reason"),
-        )
-
-
-@dataclass(frozen=True)
-class PodState:
-    name: str
-    phase: str
-    ready: bool
-    unschedulable_message: str | None = None
-    node: str | None = None
-
-    @classmethod
-    def parse(cls, p: Manifest) -> PodState:
-        st = p.get("status") or {}
-        conds = {c.get("type"): c for c in st.get("conditions") or []}
-        sched = conds.get("PodScheduled") or {}
-        unsched = None
-        if sched.get("status") == "False" and sched.get("reason") == "Unschedulable":
-            unsched = sched.get("message") or "Unschedulable"
-        return cls(
-            name=p["metadata"]["name"],
-            phase=st.get("phase") or "Pending",
-            ready=(conds.get("Ready") or {}).get("status") == "True",
-            unschedulable_message=unsched,
-            node=(p.get("spec") or {}).get("nodeName"),
-        )
-
-
-@dataclass(frozen=True)
-class JobState:
-    """What the ModelCached condition needs from the fill Job."""
-
-    succeeded: bool
-    failed_message: str | None  # the Job's Failed condition, when it gave up
-    active: int
-    failed_pods: int
-    duration_seconds: float | None = None
-
-    @classmethod
-    def parse(cls, j: Manifest) -> JobState:
-        st = j.get("status") or {}
-        conds = {c.get("type"): c for c in st.get("conditions") or []}
-        failed = conds.get("Failed") or {}
-        duration = None
-        if st.get("startTime") and st.get("completionTime"):
-            start = dt.datetime.fromisoformat(str(st["startTime"]).replace("Z", "+00:00"))
-            end = dt.datetime.fromisoformat(str(st["completionTime"]).replace("Z", "+00:00"))
-            duration = (end - start).total_seconds()
-        return cls(
-            succeeded=(conds.get("Complete") or {}).get("status") == "True",
-            failed_message=(failed.get("message") or failed.get("reason") or "failed")
-            if failed.get("status") == "True"
-            else None,
-            active=int(st.get("active") or 0),
-            failed_pods=int(st.get("failed") or 0),
-            duration_seconds=duration,
-        )
 
 
 @dataclass
@@ -300,12 +211,3 @@ class Kube:
         pods = client.CoreV1Api(self.api).list_namespaced_pod(namespace, label_selector=selector)
         raw = self.api.sanitize_for_serialization(pods)
         return [PodState.parse(p) for p in raw.get("items") or []]
-
-
-def owner_body(namespace: str, name: str, uid: str) -> Manifest:
-    """The minimal body kopf needs to post an Event about an LLMDeployment."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"namespace": namespace, "name": name, "uid": uid},
-    }

@@ -11,14 +11,13 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from kubernetes.client.exceptions import ApiException
-from pydantic import ValidationError
 
-from llm_operator.api.v1alpha1 import LLMDeployment
+from llm_operator.api.parse import Invalid, parse
+from llm_operator.api.v1alpha1 import LLMDeploymentStatus, Phase
 from llm_operator.builders import checks
 from llm_operator.builders.children import (
     ALL_KINDS,
@@ -31,45 +30,16 @@ from llm_operator.builders.children import (
 )
 from llm_operator.builders.common import selector_string
 from llm_operator.config import OperatorConfig
-from llm_operator.handlers.conditions import now_iso, set_condition
-from llm_operator.handlers.kube import Kube, is_transient, owner_body
-from llm_operator.handlers.status import CacheView, EventSpec, follow
+from llm_operator.kube.client import Kube, is_transient
+from llm_operator.kube.events import owner_body, post_event
+from llm_operator.status.conditions import now_iso, set_condition
+from llm_operator.status.follow import CacheView, EventSpec, follow
 
 log = logging.getLogger("llm_operator.reconcile")
 
 # Field managers of the status writers (see Kube.apply_status).
 VALIDATION_MANAGER = "llm-operator"
 STATUS_MANAGER = "llm-operator-status"
-
-
-@dataclass(frozen=True)
-class Invalid:
-    reason: str
-    message: str
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"spec.{loc}: {msg}" if loc else f"spec: {msg}")
-    return "; ".join(parts)
-
-
-def parse(body: dict[str, Any]) -> LLMDeployment | Invalid:
-    """The edge: the raw body becomes the typed model, or a readable reason why not."""
-    try:
-        return LLMDeployment.model_validate(
-            {"metadata": body["metadata"], "spec": body.get("spec") or {}}
-        )
-    except ValidationError as exc:
-        return Invalid("InvalidSpec", format_validation_error(exc))
-
-
-def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    """An Event on the LLMDeployment (kopf accepts any mapping with apiVersion/kind/metadata)."""
-    kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
 
 
 def _post(body: Mapping[str, Any], events: list[EventSpec]) -> None:
@@ -92,7 +62,9 @@ def mark_invalid(kube: Kube, body: dict[str, Any], problem: Invalid) -> None:
         generation=generation,
     )
     valid = [c for c in conds if c["type"] == "Valid"]
-    status = {"phase": "Invalid", "conditions": valid, "observedGeneration": generation}
+    status = LLMDeploymentStatus(
+        phase=Phase.INVALID, conditions=valid, observed_generation=generation
+    ).dump_set()
     kube.apply_status(meta["namespace"], meta["name"], status, VALIDATION_MANAGER)
     if was.get("status") != "False" or was.get("message") != problem.message:
         post_event(body, "Warning", "Invalid", problem.message)
@@ -148,7 +120,8 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict[str, Any]) -> None:
         generation=generation,
     )
     valid = [c for c in conds if c["type"] == "Valid"]
-    kube.apply_status(meta.namespace, meta.name, {"conditions": valid}, VALIDATION_MANAGER)
+    status = LLMDeploymentStatus(conditions=valid).dump_set()
+    kube.apply_status(meta.namespace, meta.name, status, VALIDATION_MANAGER)
     if changed:
         created = not body.get("status", {}).get("observedGeneration")
         what = ", ".join(f"{m['kind']}/{m['metadata']['name']}" for m in changed)

@@ -10,12 +10,12 @@ import kopf
 from prometheus_client import start_http_server
 
 from llm_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from llm_operator.autoscaling.actuator import Autoscaler
 from llm_operator.autoscaling.signals import PrometheusSource
 from llm_operator.builders.common import DEPLOYMENT_LABEL, MANAGED_BY
 from llm_operator.config import OperatorConfig
-from llm_operator.handlers import reconcile as rec
-from llm_operator.handlers.autoscaler import Autoscaler
-from llm_operator.handlers.kube import Kube
+from llm_operator.controller import reconcile as rec
+from llm_operator.kube.client import Kube
 
 OWNED: dict[str, Any] = {
     "app.kubernetes.io/managed-by": MANAGED_BY,

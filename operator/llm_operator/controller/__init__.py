@@ -1,0 +1,1 @@
+"""The controller: kopf wiring (operator.py) and the level-triggered reconcile."""

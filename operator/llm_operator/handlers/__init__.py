@@ -1,1 +1,0 @@
-"""Thin kopf handlers: validate, build, apply, report."""

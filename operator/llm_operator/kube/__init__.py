@@ -1,0 +1,1 @@
+"""The Kubernetes edge: the API client, the typed states it parses, Events."""

@@ -1,0 +1,1 @@
+"""Status: pure conditions and the status that follows the owned Deployment, pods and Job."""
