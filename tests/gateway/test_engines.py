@@ -1,6 +1,6 @@
 """The gateway's per-engine translation against the engine simulator in each engine's mode.
 
-The simulator in TGI mode refuses what TGI's router refuses (``tgi_validation_error``), so a
+The simulator in TGI mode refuses what TGI's router refuses (``engines.tgi.validation_error``), so a
 request that passes here passes the real engine's validation too.
 """
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from llm_operator.engines.tgi import validation_error as tgi_validation_error
 from llm_operator.gateway.policy import PolicyError
 from llm_operator.gateway.translate import client_wants_usage, for_engine
-from llm_operator.lab.sim.engine import tgi_validation_error
 
 
 def chat(**fields: Any) -> dict[str, Any]:

@@ -20,9 +20,10 @@ from typing import Any, Protocol
 
 from llm_operator.autoscaling.policy import Signals
 from llm_operator.builders.common import DEPLOYMENT_LABEL_PROMETHEUS
+from llm_operator.engines import tgi, vllm
 from llm_operator.gateway import metrics as gw
 
-FRESHNESS_METRICS = (gw.IN_FLIGHT, "vllm:num_requests_waiting", "tgi_queue_size")
+FRESHNESS_METRICS = (gw.IN_FLIGHT, vllm.WAITING, tgi.QUEUE)
 
 
 class PrometheusUnavailable(Exception):
@@ -69,36 +70,34 @@ def queries(namespace: str, name: str, window: str = "1m") -> dict[str, str]:
     """PromQL per signal (gateway first, then vLLM, vLLM's older names, TGI)."""
     s = selector(namespace, name)
     return {
-        "ttft_p95": _first(
-            _quantile(gw.TTFT, s, window), _quantile("vllm:time_to_first_token_seconds", s, window)
-        ),
+        "ttft_p95": _first(_quantile(gw.TTFT, s, window), _quantile(vllm.TTFT, s, window)),
         "itl_p95": _first(
             _quantile(gw.ITL, s, window),
-            _quantile("vllm:inter_token_latency_seconds", s, window),
-            _quantile("vllm:time_per_output_token_seconds", s, window),
-            _quantile("tgi_request_mean_time_per_token_duration", s, window),
+            _quantile(vllm.ITL, s, window),
+            _quantile(vllm.ITL_LEGACY, s, window),
+            _quantile(tgi.TIME_PER_TOKEN, s, window),
         ),
         "e2e_p95": _first(
             _quantile(gw.E2E, s, window),
-            _quantile("vllm:e2e_request_latency_seconds", s, window),
-            _quantile("tgi_request_duration", s, window),
+            _quantile(vllm.E2E, s, window),
+            _quantile(tgi.REQUEST_DURATION, s, window),
         ),
-        "queue": _first(f"sum(vllm:num_requests_waiting{{{s}}})", f"sum(tgi_queue_size{{{s}}})"),
+        "queue": _first(f"sum({vllm.WAITING}{{{s}}})", f"sum({tgi.QUEUE}{{{s}}})"),
         "running": _first(
-            f"sum(vllm:num_requests_running{{{s}}})",
-            f"sum(tgi_batch_current_size{{{s}}})",
+            f"sum({vllm.RUNNING}{{{s}}})",
+            f"sum({tgi.BATCH_SIZE}{{{s}}})",
             f"sum({gw.IN_FLIGHT}{{{s}}})",
         ),
         "kv_usage": _first(
-            f"avg(vllm:kv_cache_usage_perc{{{s}}})",
-            f"avg(vllm:gpu_cache_usage_perc{{{s}}})",
+            f"avg({vllm.KV_USAGE}{{{s}}})",
+            f"avg({vllm.KV_USAGE_LEGACY}{{{s}}})",
             # TGI: tokens the running batch may reach over what the KV cache holds, per pod.
-            f"avg(tgi_batch_current_max_tokens{{{s}}} / tgi_batch_max_total_tokens{{{s}}})",
+            f"avg({tgi.BATCH_TOKENS}{{{s}}} / {tgi.MAX_TOTAL_TOKENS}{{{s}}})",
         ),
         "tokens_per_second": _first(
             f"sum(rate({gw.COMPLETION_TOKENS}_total{{{s}}}[{window}]))",
-            f"sum(rate(vllm:generation_tokens_total{{{s}}}[{window}]))",
-            f"sum(rate(tgi_request_generated_tokens_sum{{{s}}}[{window}]))",
+            f"sum(rate({vllm.GENERATION_TOKENS}_total{{{s}}}[{window}]))",
+            f"sum(rate({tgi.GENERATED_TOKENS}_sum{{{s}}}[{window}]))",
         ),
         "freshness": 'max(timestamp({__name__=~"' + "|".join(FRESHNESS_METRICS) + '",' + s + "}))",
     }

@@ -14,7 +14,6 @@ from typing import Any
 import yaml
 
 from llm_operator.api.v1alpha1 import EngineKind, LLMDeployment, LLMDeploymentSpec
-from llm_operator.builders import tgi, vllm
 from llm_operator.builders.common import (
     DEPLOYMENT_LABEL,
     ENGINE_PORT,
@@ -29,6 +28,7 @@ from llm_operator.builders.common import (
     served_name,
 )
 from llm_operator.config import GPU_RESOURCE, OperatorConfig
+from llm_operator.engines import tgi, vllm
 from llm_operator.gateway.config import (
     CONFIG_DIR,
     CONFIG_FILE,

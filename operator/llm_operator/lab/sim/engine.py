@@ -24,6 +24,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from llm_operator.engines import tgi, vllm
 from llm_operator.lab.sim.model import ReplicaModel, model_for
 
 WORDS = {
@@ -85,17 +86,13 @@ class EngineMetrics:
         # core's index, "0" with one core): vllm/v1/metrics/loggers.py.
         labels = ["model_name", "engine"]
         if engine == "vllm":
-            itl = (
-                "vllm:time_per_output_token_seconds"
-                if legacy_names
-                else ("vllm:inter_token_latency_seconds")
-            )
-            kv = "vllm:gpu_cache_usage_perc" if legacy_names else "vllm:kv_cache_usage_perc"
-            self.running = Gauge("vllm:num_requests_running", "Running", labels, registry=r)
-            self.waiting = Gauge("vllm:num_requests_waiting", "Waiting", labels, registry=r)
+            itl = vllm.ITL_LEGACY if legacy_names else vllm.ITL
+            kv = vllm.KV_USAGE_LEGACY if legacy_names else vllm.KV_USAGE
+            self.running = Gauge(vllm.RUNNING, "Running", labels, registry=r)
+            self.waiting = Gauge(vllm.WAITING, "Waiting", labels, registry=r)
             self.kv = Gauge(kv, "KV cache usage (1 = full)", labels, registry=r)
             self.ttft = Histogram(
-                "vllm:time_to_first_token_seconds",
+                vllm.TTFT,
                 "TTFT",
                 labels,
                 buckets=LATENCY_BUCKETS,
@@ -105,37 +102,37 @@ class EngineMetrics:
                 itl, "Inter-token latency", labels, buckets=LATENCY_BUCKETS, registry=r
             )
             self.e2e = Histogram(
-                "vllm:e2e_request_latency_seconds",
+                vllm.E2E,
                 "E2E",
                 labels,
                 buckets=LATENCY_BUCKETS,
                 registry=r,
             )
-            self.gen = Counter("vllm:generation_tokens", "Generated tokens", labels, registry=r)
-            self.prompt = Counter("vllm:prompt_tokens", "Prompt tokens", labels, registry=r)
+            self.gen = Counter(vllm.GENERATION_TOKENS, "Generated tokens", labels, registry=r)
+            self.prompt = Counter(vllm.PROMPT_TOKENS, "Prompt tokens", labels, registry=r)
             self.label = {"model_name": model_name, "engine": "0"}
         else:  # TGI: no model label, no TTFT and no KV gauge (batch tokens stand for KV use)
-            self.running = Gauge("tgi_batch_current_size", "Batch size", registry=r)
-            self.waiting = Gauge("tgi_queue_size", "Queue size", registry=r)
+            self.running = Gauge(tgi.BATCH_SIZE, "Batch size", registry=r)
+            self.waiting = Gauge(tgi.QUEUE, "Queue size", registry=r)
             self.e2e = Histogram(
-                "tgi_request_duration", "Request duration", buckets=LATENCY_BUCKETS, registry=r
+                tgi.REQUEST_DURATION, "Request duration", buckets=LATENCY_BUCKETS, registry=r
             )
             self.itl = Histogram(
-                "tgi_request_mean_time_per_token_duration",
+                tgi.TIME_PER_TOKEN,
                 "Mean per token",
                 buckets=LATENCY_BUCKETS,
                 registry=r,
             )
             self.gen_hist = Histogram(
-                "tgi_request_generated_tokens",
+                tgi.GENERATED_TOKENS,
                 "Generated tokens",
                 buckets=(1, 8, 32, 128, 512, 2048),
                 registry=r,
             )
             # backends/v3/src/backend.rs and lib.rs: tokens the current batch may reach, and
             # the most the KV cache holds (set once at warm-up).
-            self.batch_tokens = Gauge("tgi_batch_current_max_tokens", "Batch tokens", registry=r)
-            self.max_total = Gauge("tgi_batch_max_total_tokens", "KV capacity", registry=r)
+            self.batch_tokens = Gauge(tgi.BATCH_TOKENS, "Batch tokens", registry=r)
+            self.max_total = Gauge(tgi.MAX_TOTAL_TOKENS, "KV capacity", registry=r)
             self.label = {}
         if self.label:  # vLLM creates its labelled series at start-up, at zero
             for m in (
@@ -352,7 +349,7 @@ class EngineSim:
         self, request: web.Request, body: dict[str, Any], prompt: str, last_user: str, *, chat: bool
     ) -> web.StreamResponse:
         self.seen_params.append({k: v for k, v in body.items() if k not in ("messages", "prompt")})
-        if self.engine == "tgi" and (error := tgi_validation_error(body, prompt, chat=chat)):
+        if self.engine == "tgi" and (error := tgi.validation_error(body, prompt, chat=chat)):
             # TGI's router answers 422 with its own error shape (router/src/server.rs).
             return web.json_response(
                 {"error": f"Input validation error: {error}", "error_type": "validation"},
@@ -467,45 +464,6 @@ class EngineSim:
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
-
-
-def _number(body: dict[str, Any], key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return float("nan")
-    return float(value)
-
-
-def tgi_validation_error(body: dict[str, Any], prompt: str, *, chat: bool) -> str | None:
-    """What TGI's router refuses, in its own words (router/src/validation.rs, TGI 3.x), and
-    the ``model`` rule of router/src/lib.rs: a name other than "tgi" is a LoRA adapter id."""
-    model = body.get("model")
-    if model not in (None, "tgi"):
-        return f"adapter {model!r} is not loaded (TGI reads `model` as a LoRA adapter id)"
-    temperature = _number(body, "temperature")
-    # The OpenAI routes turn temperature 0 into greedy decoding before validation.
-    if temperature is not None and not (temperature >= 0):
-        return "`temperature` must be strictly positive"
-    penalty = _number(body, "repetition_penalty")
-    if chat:  # ChatRequest has no repetition_penalty: it is presence_penalty + 2
-        presence = _number(body, "presence_penalty")
-        penalty = None if presence is None else presence + 2.0
-    if penalty is not None and not (penalty > 0):
-        return "`repetition_penalty` must be strictly positive"
-    frequency = _number(body, "frequency_penalty")
-    if frequency is not None and not (-2.0 <= frequency <= 2.0):
-        return "`frequency_penalty` must be >= -2.0 and <= 2.0"
-    top_p = _number(body, "top_p")
-    if top_p is not None and not (0.0 < top_p < 1.0):
-        return "`top_p` must be > 0.0 and < 1.0"
-    max_tokens = body.get("max_tokens")
-    if max_tokens == 0:
-        return "`max_new_tokens` must be strictly positive"
-    if not prompt:
-        return "`inputs` cannot be empty"
-    return None
 
 
 async def serve(sim: EngineSim, host: str, port: int) -> web.AppRunner:

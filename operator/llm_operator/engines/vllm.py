@@ -1,10 +1,14 @@
-"""vLLM: arguments, health endpoint and cache path of the vllm/vllm-openai image.
+"""vLLM, in one place: the arguments, health endpoint and cache path of the vllm/vllm-openai
+image, the names of the metrics it exports, and the request as it accepts it.
 
-Every flag here is in vLLM's ``vllm/engine/arg_utils.py`` (v0.11); docs/engines.md lists each
-with its source.
+Every flag here is in vLLM's ``vllm/engine/arg_utils.py`` (v0.11), every metric name in
+``vllm/v1/metrics/loggers.py`` (v0.11; the legacy names are v0.6-0.10's); docs/engines.md lists
+each with its source. Builders, signals, the gateway and the lab's simulator all read them here.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from llm_operator.api.quantization import FLAGS
 from llm_operator.api.v1alpha1 import LLMDeploymentSpec
@@ -14,6 +18,19 @@ from llm_operator.config import OperatorConfig
 HEALTH_PATH = "/health"
 CACHE_PATH = "/root/.cache/huggingface"
 TOKEN_ENV = "HF_TOKEN"
+
+# Metrics (Prometheus names; counters without their _total suffix). Every series carries
+# model_name and engine (the engine core's index) labels.
+TTFT = "vllm:time_to_first_token_seconds"
+ITL = "vllm:inter_token_latency_seconds"
+ITL_LEGACY = "vllm:time_per_output_token_seconds"
+E2E = "vllm:e2e_request_latency_seconds"
+RUNNING = "vllm:num_requests_running"
+WAITING = "vllm:num_requests_waiting"
+KV_USAGE = "vllm:kv_cache_usage_perc"
+KV_USAGE_LEGACY = "vllm:gpu_cache_usage_perc"
+GENERATION_TOKENS = "vllm:generation_tokens"
+PROMPT_TOKENS = "vllm:prompt_tokens"
 
 
 def args(
@@ -44,3 +61,8 @@ def args(
         out += ["--load-format", "runai_streamer"]
     out += FLAGS["vllm"][spec.quantization.effective]
     return out + list(spec.engine.extra_args)
+
+
+def translate(body: dict[str, Any], *, chat: bool) -> dict[str, Any]:
+    """vLLM takes the OpenAI body as the gateway's policy left it."""
+    return body

@@ -1,0 +1,1 @@
+"""Each engine in one module: its arguments, metric names and request translation."""
