@@ -46,7 +46,7 @@ BINARIES = (
     "prometheus-operator",
     "prometheus",
 )
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 KWOK_NODE_LABEL = "type"
 KWOK_NODE_VALUE = "kwok"
 

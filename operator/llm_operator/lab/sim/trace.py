@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 DEFAULT_AZURE = (
-    Path(__file__).resolve().parents[3].parent
+    Path(__file__).resolve().parents[4].parent
     / "shared"
     / "data"
     / "traces"
