@@ -68,3 +68,13 @@ def test_resolve_names_the_trace_a_command_reads(tmp_path: Path) -> None:
     assert trace.resolve("synthetic") is None
     assert trace.resolve(tmp_path / "t.csv") == tmp_path / "t.csv"
     assert trace.resolve(None) == (trace.DEFAULT_AZURE if trace.DEFAULT_AZURE.exists() else None)
+
+
+def test_default_paths_are_found_from_the_repository_root() -> None:
+    """Moving a module must not move where it looks (the Azure trace sits beside the clone)."""
+    from llm_operator.lab import localcluster as lc
+    from llm_operator.lab.sim.trace import DEFAULT_AZURE
+    from tests.conftest import REPO
+
+    assert lc.REPO_ROOT == REPO
+    assert DEFAULT_AZURE == REPO.parent / "shared" / "data" / "traces" / DEFAULT_AZURE.name
