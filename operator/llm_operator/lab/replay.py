@@ -25,6 +25,7 @@ from rich.table import Table
 from llm_operator.lab import localcluster as lc
 from llm_operator.lab.localcluster.backing import Backend, PodBacking
 from llm_operator.lab.sim.trace import Request
+from llm_operator.lab.views import _scaling_events
 
 WORDS_PER_TOKEN = 1 / 1.3
 
@@ -118,35 +119,6 @@ async def _leased(
 def _state(cluster: lc.LocalCluster, namespace: str, name: str) -> dict[str, Any]:
     out = cluster.kubectl("get", "llmd", name, "-n", namespace, "-o", "json", check=False)
     return json.loads(out.stdout) if out.returncode == 0 else {}
-
-
-def _scaling_events(cluster: lc.LocalCluster, namespace: str, name: str) -> list[str]:
-    out = cluster.kubectl(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        f"involvedObject.name={name}",
-        "-o",
-        "json",
-        check=False,
-    )
-    items = json.loads(out.stdout)["items"] if out.returncode == 0 else []
-    items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    return [
-        f"{e['type']:<8} {e['reason']:<15} {e['message']}"
-        for e in items
-        if e["reason"]
-        in (
-            "ScaledUp",
-            "ScaledDown",
-            "ScalingLimited",
-            "PrometheusError",
-            "MetricsMissing",
-            "MetricsStale",
-        )
-    ]
 
 
 async def replay(

@@ -9,7 +9,6 @@ restarts) and stops everything it started.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -20,14 +19,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
 
 from llm_operator.lab import localcluster as lc
+from llm_operator.lab.demo.phases import (
+    SAMPLES,
+    _autoscaling_phase,
+    _engine_command,
+    _install_chart,
+)
 from llm_operator.lab.localcluster.backing import PodBacking
 from llm_operator.lab.localcluster.monitoring import (
     RELEASE_LABELS,
@@ -35,177 +38,9 @@ from llm_operator.lab.localcluster.monitoring import (
     PrometheusOperator,
 )
 from llm_operator.lab.localcluster.netns import enter_private_network
-from llm_operator.lab.replay import ReplayResult, _p95, plot, replay
-from llm_operator.lab.sim import trace
+from llm_operator.lab.replay import ReplayResult
 from llm_operator.lab.sim.model import COLD_START_SECONDS
-
-SAMPLES = lc.REPO_ROOT / "manifests" / "samples"
-DEMO_MAX_NUM_SEQS = 8  # engine --max-num-seqs: 8 conversations per replica, so the
-# Azure trace's 3-7 req/s needs 2-4 replicas (a latency-first setting; keeps loopback load small)
-AUTOSCALED = "llama-fp8"
-
-
-def _engine_command(served_name: str, host: str, port: int, compress: float) -> list[str]:
-    """One engine simulator process per Ready pod, as vLLM would run in it."""
-    return [
-        str(Path(sys.executable).parent / "llm-lab"),
-        "sim",
-        "engine",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--served-name",
-        served_name,
-        "--speed",
-        f"{compress:g}",
-        "--max-num-seqs",
-        str(DEMO_MAX_NUM_SEQS),
-    ]
-
-
-def _install_chart(cluster: lc.LocalCluster, console: Console) -> Path:
-    """helm install the chart (CRDs, ServiceAccount, least-privilege RBAC, config) and return a
-    kubeconfig with the chart's ServiceAccount token: the operator runs out of cluster (the
-    simulated nodes run no containers) with exactly the rights the chart grants."""
-    args = [
-        "install",
-        "llm-operator",
-        str(CHART),
-        "-n",
-        "llm-operator-system",
-        "--create-namespace",
-        "--set",
-        "replicaCount=0",
-    ]
-    console.print(f"  $ helm {' '.join(args).replace(str(lc.REPO_ROOT) + '/', '')}")
-    cluster.helm(*args)
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmdeployments.llmops.dev")
-    console.print(
-        "  replicaCount=0: the operator runs here, out of cluster, with the token of the "
-        "chart's ServiceAccount (its RBAC, nothing more)"
-    )
-    return cluster.service_account_kubeconfig("llm-operator", "llm-operator-system")
-
-
-def _autoscaling_phase(
-    cluster: lc.LocalCluster,
-    backing: PodBacking,
-    console: Console,
-    *,
-    compress: float,
-    minutes: float,
-    trace_path: str | Path | None,
-    out_dir: Path,
-) -> tuple[ReplayResult, Path]:
-    path = trace.resolve(trace_path)
-    if path is None:
-        requests = trace.synthetic(seconds=minutes * 60, base_rate=2.5, seed=7)
-        source = f"a synthetic day compressed into {minutes:g} minutes (seed 7)"
-    else:
-        requests = trace.window(trace.load(path), 0, minutes * 60)
-        source = (
-            f"the first {minutes:g} minutes of {path.name} (Azure LLM inference trace "
-            "2023, Patel et al. ISCA 2024, CC-BY 4.0)"
-        )
-    window = max(10, round(300 / compress))
-    # The burst reserve's memory, half the default and compressed likewise: the demo's quiet
-    # tail has to outlast it before the scale-down shows.
-    memory = max(30, round(600 / compress))
-    console.rule(f"Autoscaling {AUTOSCALED} under a real request trace (time x{compress:g})")
-    console.print(f"replaying {len(requests)} requests from {source}")
-    console.print(
-        f"  $ kubectl patch llmd {AUTOSCALED} --type=merge -p "
-        f'\'{{"spec":{{"autoscaling":{{"behavior":'
-        f'{{"scaleDownStabilizationSeconds":{window},"burstMemorySeconds":{memory}}}}}}}}}\''
-        f"   # 300 s and 600 s / {compress:g}"
-    )
-    cluster.kubectl(
-        "patch",
-        "llmd",
-        AUTOSCALED,
-        "--type=merge",
-        "-p",
-        json.dumps(
-            {
-                "spec": {
-                    "autoscaling": {
-                        "behavior": {
-                            "scaleDownStabilizationSeconds": window,
-                            "burstMemorySeconds": memory,
-                        }
-                    }
-                }
-            }
-        ),
-    )
-    obj = _json(cluster, "get", "llmd", AUTOSCALED)
-    price = 4.25 * obj["spec"]["resources"]["gpu"]["count"]
-    watch_log = out_dir / "events-watch.txt"
-    watch_log.parent.mkdir(parents=True, exist_ok=True)
-    with watch_log.open("w") as wf:
-        watcher = subprocess.Popen(
-            [
-                cluster.binary("kubectl"),
-                "get",
-                "events",
-                "-w",
-                "--field-selector",
-                f"involvedObject.kind=LLMDeployment,involvedObject.name={AUTOSCALED}",
-            ],
-            stdout=wf,
-            stderr=subprocess.STDOUT,
-            env=cluster.env(),
-            start_new_session=True,
-        )
-    try:
-        result = asyncio.run(
-            replay(
-                cluster,
-                backing,
-                requests,
-                namespace="default",
-                name=AUTOSCALED,
-                compress=compress,
-                price_per_replica_hour=price,
-                # Quiet long enough for the burst reserve's memory and one stabilization
-                # window to pass: then the scale-down shows.
-                quiet_seconds=max(60.0, 3 * window, memory + 2 * window),
-                console=console,
-            )
-        )
-    finally:
-        os.killpg(watcher.pid, signal.SIGTERM)
-        watcher.wait(10)
-    console.rule(f"$ kubectl get events -w --field-selector involvedObject.name={AUTOSCALED}")
-    console.print(watch_log.read_text().rstrip(), highlight=False, soft_wrap=True)
-    console.rule("$ kubectl get llmd")
-    console.print(cluster.kubectl("get", "llmd").stdout.rstrip(), highlight=False, soft_wrap=True)
-    png = plot(
-        result,
-        out_dir / "demo-timeline.png",
-        f"{AUTOSCALED}: demand and replicas ({source.split(' (')[0]})",
-    )
-    ttft, itl = _p95(result.ttfts), _p95(result.itls)
-    console.rule("Summary")
-    console.print(f"requests sent {result.sent}, answered {result.ok}")
-    console.print(f"SLO attainment (TTFT <= 0.5 s and mean ITL <= 50 ms): {result.attainment:.1%}")
-    if ttft is not None and itl is not None:
-        console.print(
-            f"TTFT p95 {ttft * 1000:.0f} ms, ITL p95 {itl * 1000:.1f} ms (real-time equivalents)"
-        )
-    console.print(
-        f"GPU-hours {result.gpu_hours:.3f}, cost ${result.dollars:.2f} "
-        f"at ${price:.2f}/replica-hour over {result.timeline[-1][0] / 60:.1f} "
-        "trace minutes"
-        if result.timeline
-        else ""
-    )
-    console.print(f"timeline: {png}")
-    return result, png
-
-
-CHART = lc.REPO_ROOT / "charts" / "llm-operator"
+from llm_operator.lab.views import _all_ready, _events, _json, _table
 
 
 @dataclass
@@ -217,53 +52,6 @@ class DemoResult:
     pids: list[int]
     replay: ReplayResult | None = None
     timeline_png: Path | None = None
-
-
-def _json(cluster: lc.LocalCluster, *args: str) -> Any:
-    out = cluster.kubectl(*args, "-o", "json", check=False)
-    return json.loads(out.stdout) if out.returncode == 0 else {"items": []}
-
-
-def _table(cluster: lc.LocalCluster) -> Table:
-    t = Table(title="kubectl get llmd -A", expand=False)
-    for col in ("NAMESPACE", "NAME", "ENGINE", "GPU", "READY", "REPLICAS", "DESIRED", "PHASE"):
-        t.add_column(col)
-    for o in _json(cluster, "get", "llmd", "-A")["items"]:
-        st = o.get("status", {})
-        ready = next((c["status"] for c in st.get("conditions", []) if c["type"] == "Ready"), "")
-        t.add_row(
-            o["metadata"]["namespace"],
-            o["metadata"]["name"],
-            o["spec"]["engine"]["kind"],
-            o["spec"]["resources"]["gpu"]["profile"],
-            ready,
-            str(st.get("readyReplicas", "")),
-            str(st.get("desiredReplicas", "")),
-            st.get("phase", ""),
-        )
-    return t
-
-
-def _events(cluster: lc.LocalCluster) -> list[str]:
-    items = _json(
-        cluster, "get", "events", "-A", "--field-selector", "involvedObject.kind=LLMDeployment"
-    )["items"]
-    items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    return [
-        f"{e['involvedObject']['name']:<14} {e['type']:<8} {e['reason']:<16} {e['message']}"
-        for e in items
-    ]
-
-
-def _all_ready(cluster: lc.LocalCluster, names: list[str]) -> bool:
-    got = {o["metadata"]["name"]: o for o in _json(cluster, "get", "llmd")["items"]}
-    return all(
-        any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in got.get(n, {}).get("status", {}).get("conditions", [])
-        )
-        for n in names
-    )
 
 
 def run_demo(
