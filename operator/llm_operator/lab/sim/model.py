@@ -13,7 +13,7 @@ slope (compute-bound) by 0.4, the ratio of the Llama-2 slopes H100/A100 we use.
 Calibration: the per-iteration overhead is 2.5 ms, not the 1.5 ms DESIGN.md quotes: with 1.5 ms
 the formula gives 1.41 s (A100) and 0.92 s (H100) for vLLM's latency test (batch 8, 32 in, 128
 out) instead of the measured 1.55 s and 1.02 s; with 2.5 ms it gives 1.53 s and 1.04 s, within
-2% of both (``tests/unit/test_sim_model.py`` holds it there).
+2% of both (``tests/unit/test_des.py`` holds it there).
 """
 
 from __future__ import annotations
