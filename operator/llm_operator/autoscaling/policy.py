@@ -38,199 +38,30 @@ decide(signals, replicas, spec, price, now, history) -> Decision
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from llm_operator.api.v1alpha1 import Autoscaling
-
-TOLERANCE = 0.1  # like the HPA: no change within 10% of target
-KV_SATURATION = 0.8  # llm-d's saturation threshold for KV-cache usage
-DOWN_HEADROOM = 0.8  # latency must be under 80% of its target to consider scaling down
-DOWN_UTILIZATION = 0.9  # the smaller set may run at 90% of what the targets allow
-MAX_UP_FACTOR = 2.0
-TREND_WINDOW = 180.0  # seconds of demand history used for the slope
-MAX_SIGNAL_AGE = 60.0
-PROVEN_MEMORY = 3600.0  # seconds a per-replica rate seen within the SLOs stays proven
-PROBE = 1.1  # a scale-down may load replicas 10% past the proven rate, no further
-PROBE_HEADROOM = 0.4  # ... or one replica further, when every signal is under 40% of target
-RESPONSE_MEMORY = 1800.0  # seconds of latency samples kept to judge whether latency responds
-RESPONSE_GROWTH = 1.5  # replicas must have grown this much ...
-RESPONSE_UNLOAD = 0.7  # ... and the load per replica fallen to this fraction ...
-RESPONSE_GAIN = 0.9  # ... for a latency still at this fraction of its level to be unresponsive
-RESPONSE_RETEST = 1.5  # an ignored latency counts again once it grows this much past its level
-LATENCY_NAMES = ("TTFT p95", "ITL p95", "E2E p95")
-HISTORY_KEEP = 3600.0  # seconds of demand and recommendations the history keeps
-SEEN_MEMORY = 1200.0  # seconds over which "what a full replica runs" is remembered
-BURSTY = 3.0  # peak demand over the median of that memory that makes traffic bursty
-BURST_SAMPLES = 8  # demand samples needed before judging
-SETTLE = 60.0  # seconds the latency window needs to cover newly ready replicas (metricsWindow)
-
-
-@dataclass(frozen=True)
-class Signals:
-    """What Prometheus said, for one LLMDeployment. None means no data, never zero."""
-
-    at: float
-    ttft_p95: float | None = None
-    itl_p95: float | None = None
-    e2e_p95: float | None = None
-    queue: float | None = None  # waiting requests, all replicas
-    running: float | None = None  # running requests, all replicas
-    kv_usage: float | None = None  # mean over replicas, 0..1
-    tokens_per_second: float | None = None  # generated tokens/s, all replicas
-
-    def empty(self) -> bool:
-        return all(
-            v is None
-            for v in (
-                self.ttft_p95,
-                self.itl_p95,
-                self.e2e_p95,
-                self.queue,
-                self.running,
-                self.kv_usage,
-                self.tokens_per_second,
-            )
-        )
-
-
-@dataclass(frozen=True)
-class Replicas:
-    current: int  # what the Deployment asks for now
-    ready: int
-    unschedulable: int = 0  # pending for lack of GPUs
-
-    @property
-    def loading(self) -> int:
-        return max(0, self.current - self.ready - self.unschedulable)
-
-
-@dataclass(frozen=True)
-class History:
-    """The short memory the policy needs; the caller keeps it (see ``remember``)."""
-
-    recommendations: tuple[tuple[float, int], ...] = ()
-    demand: tuple[tuple[float, float], ...] = ()  # (time, tokens/s)
-    limit: str | None = None  # the limit that bound at the last decision
-    # (time, tokens/s per ready replica) observed while every latency was within its target
-    proven: tuple[tuple[float, float], ...] = ()
-    # (time, ready replicas, tokens/s per ready replica, ((latency name, ratio to target), ...))
-    latency: tuple[tuple[float, int, float | None, tuple[tuple[str, float], ...]], ...] = ()
-    # (time, latency name, ratio when found unresponsive)
-    unresponsive: tuple[tuple[float, str, float], ...] = ()
-    # (time, running requests per ready replica)
-    concurrency: tuple[tuple[float, float], ...] = ()
-    scaled_up_from: tuple[tuple[float, int], ...] = ()  # (time, count a scale-up left)
-    ready: int = 0  # ready replicas at the last decision
-    grew_at: float | None = None  # when the ready count last grew
-
-
-@dataclass(frozen=True)
-class Decision:
-    current: int
-    desired: int
-    recommendation: int
-    reason: str
-    limit: str | None = None
-    hold: bool = False
-    proven_rate: float | None = None  # tokens/s per ready replica, when within the SLOs now
-    # The recommendation before the burst reserve: what ``remember`` keeps, so the reserve
-    # holds what bursts needed and never feeds on itself.
-    need: int | None = None
-    # What ``remember`` keeps to judge whether latency responds to replicas.
-    ready: int = 0
-    load_per_replica: float | None = None
-    latency_ratios: tuple[tuple[str, float], ...] = ()
-    unresponsive: tuple[tuple[str, float], ...] = ()  # found (or still) unresponsive now
-    running_per_replica: float = 0.0
-
-    @property
-    def changed(self) -> bool:
-        return self.desired != self.current
-
-    @property
-    def direction(self) -> str:
-        return (
-            "up" if self.desired > self.current else "down" if self.desired < self.current else ""
-        )
-
-
-def _fmt(v: float, unit: str) -> str:
-    if unit == "s":
-        return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.1f} s"
-    return f"{v:.3g}{unit}"
-
-
-def _trend_factor(history: History, now: float, cold_start: float) -> float:
-    pts = [(t, d) for t, d in history.demand if now - t <= TREND_WINDOW]
-    if len(pts) < 3:
-        return 1.0
-    n = len(pts)
-    mt = sum(t for t, _ in pts) / n
-    md = sum(d for _, d in pts) / n
-    var = sum((t - mt) ** 2 for t, _ in pts)
-    if var <= 0 or md <= 0:
-        return 1.0
-    slope = sum((t - mt) * (d - md) for t, d in pts) / var
-    latest = pts[-1][1]
-    if slope <= 0 or latest <= 0:
-        return 1.0
-    return min(MAX_UP_FACTOR, (latest + slope * cold_start) / latest)
-
-
-def _unresponsive(
-    history: History, now: float, name: str, ratio: float, ready: int, load: float | None
-) -> tuple[str, float] | None:
-    """Why latency ``name`` (now ``ratio`` times its target at ``ready`` replicas carrying
-    ``load`` tokens/s each) does not respond to replicas, and the level it was found at; None
-    when it may respond."""
-    for t, was, level in reversed(history.unresponsive):
-        if was == name and now - t <= RESPONSE_MEMORY and ratio <= level * RESPONSE_RETEST:
-            return f"found unresponsive at {level:.1f}x its target", level
-    for t, n, per, ratios in history.latency:
-        before = dict(ratios).get(name)
-        if now - t > RESPONSE_MEMORY or before is None or before <= 1 + TOLERANCE:
-            continue
-        grew = ready >= max(n + 1, RESPONSE_GROWTH * n)
-        unloaded = load is None or per is None or load <= RESPONSE_UNLOAD * per
-        flat = RESPONSE_GAIN * before <= ratio <= RESPONSE_RETEST * before
-        if grew and unloaded and flat:
-            change = f", load per replica {load / per - 1:+.0%}" if load and per else ""
-            return f"as high at {ready} replicas as at {n}{change}", ratio
-    return None
-
-
-def _burst_reserve(history: History, now: float, memory: float) -> tuple[int, str] | None:
-    """The count recent bursts needed, when recent demand came in bursts; None otherwise. Over
-    a steady base one burst (a flash crowd) is no pattern, and holding replicas for it would
-    only cost; two or more within the memory, or bursts with idle minutes between them, are
-    traffic that comes back."""
-    if memory <= 0:
-        return None
-    samples = [(t, d) for t, d in history.demand if now - t <= memory]
-    demand = sorted(d for _, d in samples)
-    if len(demand) < BURST_SAMPLES or demand[-1] <= 0:
-        return None
-    median = demand[len(demand) // 2]
-    if median > 0 and demand[-1] < BURSTY * median:
-        return None
-    high = BURSTY * median if median > 0 else 0.0
-    bursts, above = 0, False
-    for _, d in samples:
-        if d > high and not above:
-            bursts += 1
-        above = d > high
-    # Over a steady base, one burst is no pattern (a flash crowd): wait for a second. Traffic
-    # that falls idle between bursts (ON/OFF) is the pattern itself.
-    if bursts < (2 if median > 0 else 1):
-        return None
-    needed = max((r for t, r in history.recommendations if now - t <= memory), default=0)
-    if needed <= 0:
-        return None
-    shape = f"{demand[-1] / median:.1f}x the median" if median > 0 else "idle between bursts"
-    return needed, (
-        f"burst reserve: {bursts} bursts in the last {memory / 60:.0f} min needed "
-        f"{needed} (peak demand {shape})"
-    )
+from llm_operator.autoscaling.decision import Decision as Decision
+from llm_operator.autoscaling.decision import History as History
+from llm_operator.autoscaling.decision import Replicas as Replicas
+from llm_operator.autoscaling.decision import Signals as Signals
+from llm_operator.autoscaling.decision import _fmt
+from llm_operator.autoscaling.history import _burst_reserve, _unresponsive
+from llm_operator.autoscaling.history import _trend_factor as _trend_factor
+from llm_operator.autoscaling.history import remember as remember
+from llm_operator.autoscaling.tuning import (
+    DOWN_HEADROOM,
+    DOWN_UTILIZATION,
+    KV_SATURATION,
+    LATENCY_NAMES,
+    MAX_SIGNAL_AGE,
+    MAX_UP_FACTOR,
+    PROBE,
+    PROBE_HEADROOM,
+    PROVEN_MEMORY,
+    SEEN_MEMORY,
+    SETTLE,
+    TOLERANCE,
+)
 
 
 def decide(
@@ -240,7 +71,7 @@ def decide(
     *,
     price_per_replica_hour: float,
     now: float,
-    history: History = History(),
+    history: History = History(),  # noqa: B008 (frozen)
     cold_start_seconds: float = 90.0,
     max_signal_age: float = MAX_SIGNAL_AGE,
 ) -> Decision:
@@ -488,53 +319,4 @@ def decide(
         latency_ratios=sample,
         unresponsive=unresponsive,
         running_per_replica=running_now,
-    )
-
-
-def remember(
-    history: History,
-    decision: Decision,
-    now: float,
-    demand: float | None,
-    keep_seconds: float = 3600.0,
-) -> History:
-    """The history after a decision (pure)."""
-    recs = tuple((t, r) for t, r in history.recommendations if now - t <= keep_seconds)
-    dem = tuple((t, d) for t, d in history.demand if now - t <= max(TREND_WINDOW, HISTORY_KEEP))
-    if not decision.hold:
-        need = decision.recommendation if decision.need is None else decision.need
-        recs += ((now, need),)
-    if demand is not None:
-        dem += ((now, demand),)
-    proven = tuple((t, v) for t, v in history.proven if now - t <= PROVEN_MEMORY)
-    if decision.proven_rate is not None:
-        proven += ((now, decision.proven_rate),)
-    latency = tuple(x for x in history.latency if now - x[0] <= RESPONSE_MEMORY)
-    if decision.latency_ratios and decision.ready:
-        latency += ((now, decision.ready, decision.load_per_replica, decision.latency_ratios),)
-    # A latency still ignored keeps the level it was found at; its time moves on.
-    found = tuple(
-        x
-        for x in history.unresponsive
-        if now - x[0] <= RESPONSE_MEMORY and x[1] not in dict(decision.unresponsive)
-    )
-    found += tuple((now, n, level) for n, level in decision.unresponsive)
-    grew_at = now if 0 < history.ready < decision.ready else history.grew_at
-    ups = tuple(x for x in history.scaled_up_from if now - x[0] <= PROVEN_MEMORY)
-    if decision.desired > decision.current:
-        ups += ((now, decision.current),)
-    concurrency = tuple(x for x in history.concurrency if now - x[0] <= SEEN_MEMORY)
-    if decision.running_per_replica:
-        concurrency += ((now, decision.running_per_replica),)
-    return History(
-        recommendations=recs,
-        demand=dem,
-        limit=decision.limit,
-        proven=proven,
-        latency=latency,
-        unresponsive=found,
-        concurrency=concurrency,
-        ready=decision.ready,
-        grew_at=grew_at,
-        scaled_up_from=ups,
     )

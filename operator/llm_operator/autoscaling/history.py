@@ -1,0 +1,143 @@
+"""What the policy learns from its history: the demand trend, latency that does not respond to
+replicas, the burst reserve, and ``remember`` which keeps that history (pure)."""
+
+from __future__ import annotations
+
+from llm_operator.autoscaling.decision import Decision, History
+from llm_operator.autoscaling.tuning import (
+    BURST_SAMPLES,
+    BURSTY,
+    HISTORY_KEEP,
+    MAX_UP_FACTOR,
+    PROVEN_MEMORY,
+    RESPONSE_GAIN,
+    RESPONSE_GROWTH,
+    RESPONSE_MEMORY,
+    RESPONSE_RETEST,
+    RESPONSE_UNLOAD,
+    SEEN_MEMORY,
+    TOLERANCE,
+    TREND_WINDOW,
+)
+
+
+def _trend_factor(history: History, now: float, cold_start: float) -> float:
+    pts = [(t, d) for t, d in history.demand if now - t <= TREND_WINDOW]
+    if len(pts) < 3:
+        return 1.0
+    n = len(pts)
+    mt = sum(t for t, _ in pts) / n
+    md = sum(d for _, d in pts) / n
+    var = sum((t - mt) ** 2 for t, _ in pts)
+    if var <= 0 or md <= 0:
+        return 1.0
+    slope = sum((t - mt) * (d - md) for t, d in pts) / var
+    latest = pts[-1][1]
+    if slope <= 0 or latest <= 0:
+        return 1.0
+    return min(MAX_UP_FACTOR, (latest + slope * cold_start) / latest)
+
+
+def _unresponsive(
+    history: History, now: float, name: str, ratio: float, ready: int, load: float | None
+) -> tuple[str, float] | None:
+    """Why latency ``name`` (now ``ratio`` times its target at ``ready`` replicas carrying
+    ``load`` tokens/s each) does not respond to replicas, and the level it was found at; None
+    when it may respond."""
+    for t, was, level in reversed(history.unresponsive):
+        if was == name and now - t <= RESPONSE_MEMORY and ratio <= level * RESPONSE_RETEST:
+            return f"found unresponsive at {level:.1f}x its target", level
+    for t, n, per, ratios in history.latency:
+        before = dict(ratios).get(name)
+        if now - t > RESPONSE_MEMORY or before is None or before <= 1 + TOLERANCE:
+            continue
+        grew = ready >= max(n + 1, RESPONSE_GROWTH * n)
+        unloaded = load is None or per is None or load <= RESPONSE_UNLOAD * per
+        flat = RESPONSE_GAIN * before <= ratio <= RESPONSE_RETEST * before
+        if grew and unloaded and flat:
+            change = f", load per replica {load / per - 1:+.0%}" if load and per else ""
+            return f"as high at {ready} replicas as at {n}{change}", ratio
+    return None
+
+
+def _burst_reserve(history: History, now: float, memory: float) -> tuple[int, str] | None:
+    """The count recent bursts needed, when recent demand came in bursts; None otherwise. Over
+    a steady base one burst (a flash crowd) is no pattern, and holding replicas for it would
+    only cost; two or more within the memory, or bursts with idle minutes between them, are
+    traffic that comes back."""
+    if memory <= 0:
+        return None
+    samples = [(t, d) for t, d in history.demand if now - t <= memory]
+    demand = sorted(d for _, d in samples)
+    if len(demand) < BURST_SAMPLES or demand[-1] <= 0:
+        return None
+    median = demand[len(demand) // 2]
+    if median > 0 and demand[-1] < BURSTY * median:
+        return None
+    high = BURSTY * median if median > 0 else 0.0
+    bursts, above = 0, False
+    for _, d in samples:
+        if d > high and not above:
+            bursts += 1
+        above = d > high
+    # Over a steady base, one burst is no pattern (a flash crowd): wait for a second. Traffic
+    # that falls idle between bursts (ON/OFF) is the pattern itself.
+    if bursts < (2 if median > 0 else 1):
+        return None
+    needed = max((r for t, r in history.recommendations if now - t <= memory), default=0)
+    if needed <= 0:
+        return None
+    shape = f"{demand[-1] / median:.1f}x the median" if median > 0 else "idle between bursts"
+    return needed, (
+        f"burst reserve: {bursts} bursts in the last {memory / 60:.0f} min needed "
+        f"{needed} (peak demand {shape})"
+    )
+
+
+def remember(
+    history: History,
+    decision: Decision,
+    now: float,
+    demand: float | None,
+    keep_seconds: float = 3600.0,
+) -> History:
+    """The history after a decision (pure)."""
+    recs = tuple((t, r) for t, r in history.recommendations if now - t <= keep_seconds)
+    dem = tuple((t, d) for t, d in history.demand if now - t <= max(TREND_WINDOW, HISTORY_KEEP))
+    if not decision.hold:
+        need = decision.recommendation if decision.need is None else decision.need
+        recs += ((now, need),)
+    if demand is not None:
+        dem += ((now, demand),)
+    proven = tuple((t, v) for t, v in history.proven if now - t <= PROVEN_MEMORY)
+    if decision.proven_rate is not None:
+        proven += ((now, decision.proven_rate),)
+    latency = tuple(x for x in history.latency if now - x[0] <= RESPONSE_MEMORY)
+    if decision.latency_ratios and decision.ready:
+        latency += ((now, decision.ready, decision.load_per_replica, decision.latency_ratios),)
+    # A latency still ignored keeps the level it was found at; its time moves on.
+    found = tuple(
+        x
+        for x in history.unresponsive
+        if now - x[0] <= RESPONSE_MEMORY and x[1] not in dict(decision.unresponsive)
+    )
+    found += tuple((now, n, level) for n, level in decision.unresponsive)
+    grew_at = now if 0 < history.ready < decision.ready else history.grew_at
+    ups = tuple(x for x in history.scaled_up_from if now - x[0] <= PROVEN_MEMORY)
+    if decision.desired > decision.current:
+        ups += ((now, decision.current),)
+    concurrency = tuple(x for x in history.concurrency if now - x[0] <= SEEN_MEMORY)
+    if decision.running_per_replica:
+        concurrency += ((now, decision.running_per_replica),)
+    return History(
+        recommendations=recs,
+        demand=dem,
+        limit=decision.limit,
+        proven=proven,
+        latency=latency,
+        unresponsive=found,
+        concurrency=concurrency,
+        ready=decision.ready,
+        grew_at=grew_at,
+        scaled_up_from=ups,
+    )

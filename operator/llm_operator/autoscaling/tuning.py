@@ -1,0 +1,65 @@
+"""The policy's tuning: every threshold and memory it uses, with why."""
+
+from __future__ import annotations
+
+TOLERANCE = 0.1  # like the HPA: no change within 10% of target
+
+
+KV_SATURATION = 0.8  # llm-d's saturation threshold for KV-cache usage
+
+
+DOWN_HEADROOM = 0.8  # latency must be under 80% of its target to consider scaling down
+
+
+DOWN_UTILIZATION = 0.9  # the smaller set may run at 90% of what the targets allow
+
+
+MAX_UP_FACTOR = 2.0
+
+
+TREND_WINDOW = 180.0  # seconds of demand history used for the slope
+
+
+MAX_SIGNAL_AGE = 60.0
+
+
+PROVEN_MEMORY = 3600.0  # seconds a per-replica rate seen within the SLOs stays proven
+
+
+PROBE = 1.1  # a scale-down may load replicas 10% past the proven rate, no further
+
+
+PROBE_HEADROOM = 0.4  # ... or one replica further, when every signal is under 40% of target
+
+
+RESPONSE_MEMORY = 1800.0  # seconds of latency samples kept to judge whether latency responds
+
+
+RESPONSE_GROWTH = 1.5  # replicas must have grown this much ...
+
+
+RESPONSE_UNLOAD = 0.7  # ... and the load per replica fallen to this fraction ...
+
+
+RESPONSE_GAIN = 0.9  # ... for a latency still at this fraction of its level to be unresponsive
+
+
+RESPONSE_RETEST = 1.5  # an ignored latency counts again once it grows this much past its level
+
+
+LATENCY_NAMES = ("TTFT p95", "ITL p95", "E2E p95")
+
+
+HISTORY_KEEP = 3600.0  # seconds of demand and recommendations the history keeps
+
+
+SEEN_MEMORY = 1200.0  # seconds over which "what a full replica runs" is remembered
+
+
+BURSTY = 3.0  # peak demand over the median of that memory that makes traffic bursty
+
+
+BURST_SAMPLES = 8  # demand samples needed before judging
+
+
+SETTLE = 60.0  # seconds the latency window needs to cover newly ready replicas (metricsWindow)
