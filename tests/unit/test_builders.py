@@ -11,7 +11,8 @@ import yaml
 
 from llm_operator.api.quantization import FLAGS
 from llm_operator.api.v1alpha1 import LLMDeployment
-from llm_operator.builders.children import build_all, config_map, deployment
+from llm_operator.builders.children import build_all, config_map
+from llm_operator.builders.pod import deployment
 from llm_operator.config import OperatorConfig
 from tests.cases import base
 

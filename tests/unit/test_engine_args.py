@@ -8,7 +8,9 @@ import pytest
 
 from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.builders.checks import check, estimated_kv_bytes_per_token
-from llm_operator.builders.children import build_all, deployment, service_monitor
+from llm_operator.builders.children import build_all
+from llm_operator.builders.network import service_monitor
+from llm_operator.builders.pod import deployment
 from llm_operator.config import OperatorConfig
 from tests.cases import base
 

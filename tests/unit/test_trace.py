@@ -77,4 +77,4 @@ def test_default_paths_are_found_from_the_repository_root() -> None:
     from tests.conftest import REPO
 
     assert lc.REPO_ROOT == REPO
-    assert DEFAULT_AZURE == REPO.parent / "shared" / "data" / "traces" / DEFAULT_AZURE.name
+    assert REPO.parent / "shared" / "data" / "traces" / DEFAULT_AZURE.name == DEFAULT_AZURE

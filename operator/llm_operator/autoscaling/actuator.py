@@ -23,8 +23,8 @@ from llm_operator.autoscaling.metrics import OperatorMetrics
 from llm_operator.autoscaling.policy import Decision, History, Replicas, decide, remember
 from llm_operator.autoscaling.report import LIMIT_REASONS, report
 from llm_operator.autoscaling.signals import MetricsSource, SignalsResult, read_signals
-from llm_operator.builders.children import desired_replicas
 from llm_operator.builders.common import selector_string
+from llm_operator.builders.kinds import desired_replicas
 from llm_operator.config import OperatorConfig
 from llm_operator.kube.client import Kube
 from llm_operator.kube.events import owner_body, post_event

@@ -19,16 +19,16 @@ from kubernetes.client.exceptions import ApiException
 from llm_operator.api.parse import Invalid, parse
 from llm_operator.api.v1alpha1 import LLMDeploymentStatus, Phase
 from llm_operator.builders import checks
-from llm_operator.builders.children import (
+from llm_operator.builders.children import build_all
+from llm_operator.builders.common import selector_string
+from llm_operator.builders.kinds import (
     ALL_KINDS,
     JOB,
     SERVICE_MONITOR,
-    build_all,
     cache_claim,
     child_name,
     desired_replicas,
 )
-from llm_operator.builders.common import selector_string
 from llm_operator.config import OperatorConfig
 from llm_operator.kube.client import Kube, is_transient
 from llm_operator.kube.events import owner_body, post_event

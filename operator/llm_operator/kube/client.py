@@ -17,8 +17,8 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from llm_operator.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from llm_operator.builders.children import JOB, SERVICE_MONITOR
 from llm_operator.builders.common import REPLACE_ANNOTATION
+from llm_operator.builders.kinds import JOB, SERVICE_MONITOR
 from llm_operator.kube.states import DeploymentState, JobState, Manifest, PodState
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -1,0 +1,212 @@
+"""The Deployment (pure): the engine and gateway containers, their probes and the pod around
+them."""
+
+from __future__ import annotations
+
+import math
+
+from llm_operator.api.v1alpha1 import LLMDeployment
+from llm_operator.builders.cache import _wait_for_cache
+from llm_operator.builders.common import (
+    ENGINE_PORT,
+    GATEWAY_PORT,
+    config_map_name,
+    labels,
+    metadata,
+    selector_labels,
+    served_name,
+)
+from llm_operator.builders.kinds import (
+    CACHE_MOUNT,
+    DEPLOYMENT,
+    ENGINES,
+    MODELS_PATH,
+    Manifest,
+    _engine_image,
+    cache_claim,
+    desired_replicas,
+    model_ref,
+)
+from llm_operator.config import GPU_RESOURCE, OperatorConfig
+from llm_operator.gateway.config import (
+    CONFIG_DIR,
+    CONFIG_FILE,
+    KEYS_DIR,
+)
+
+
+def _probe(path: str, port: str, period: int, failures: int, timeout: int = 5) -> Manifest:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout,
+    }
+
+
+def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
+    spec = obj.spec
+    engine = ENGINES[spec.engine.kind]
+    env: list[Manifest] = [{"name": e.name, "value": e.value} for e in spec.engine.env]
+    env_from: list[Manifest] = []
+    creds = spec.model.credentials_secret_ref
+    if creds is not None:
+        if spec.model.scheme == "s3":
+            env_from.append({"secretRef": {"name": creds.name}})
+        else:
+            env.append(
+                {
+                    "name": engine.TOKEN_ENV,
+                    "valueFrom": {"secretKeyRef": {"name": creds.name, "key": creds.key}},
+                }
+            )
+    env.append({"name": "HF_HOME", "value": engine.CACHE_PATH})
+    if spec.model.cache is not None:  # the weights are on the volume: never reach the hub
+        env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
+    limits: dict[str, str] = {GPU_RESOURCE: str(spec.resources.gpu.count)}
+    requests: dict[str, str] = {GPU_RESOURCE: str(spec.resources.gpu.count)}
+    if spec.resources.cpu:
+        requests["cpu"] = spec.resources.cpu
+    if spec.resources.memory:
+        requests["memory"] = limits["memory"] = spec.resources.memory
+    mounts = [
+        {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "model-cache", "mountPath": engine.CACHE_PATH},
+    ]
+    if spec.model.scheme == "pvc":
+        mounts.append({"name": "models", "mountPath": MODELS_PATH, "readOnly": True})
+    if spec.model.cache is not None:
+        mounts.append({"name": "model-store", "mountPath": CACHE_MOUNT, "readOnly": True})
+    container: Manifest = {
+        "name": "engine",
+        "image": _engine_image(obj, config),
+        "args": engine.args(spec, served_name(obj), model_ref(spec), config),
+        "env": env,
+        "ports": [{"name": "engine", "containerPort": ENGINE_PORT, "protocol": "TCP"}],
+        "resources": {"limits": limits, "requests": requests},
+        # Model loading can take many minutes: the startup probe holds liveness off until then.
+        "startupProbe": _probe(
+            engine.HEALTH_PATH, "engine", 10, math.ceil(config.startup_budget_seconds / 10)
+        ),
+        "readinessProbe": _probe(engine.HEALTH_PATH, "engine", 5, 3),
+        "livenessProbe": _probe(engine.HEALTH_PATH, "engine", 10, 6, timeout=10),
+        "volumeMounts": mounts,
+        # Upstream vLLM and TGI images run as root and write to their cache paths, so the engine
+        # keeps its user; it still loses every capability and privilege escalation.
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if env_from:
+        container["envFrom"] = env_from
+    return container
+
+
+def _gateway_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
+    gw = obj.spec.gateway
+    mounts: list[Manifest] = [{"name": "gateway-config", "mountPath": CONFIG_DIR, "readOnly": True}]
+    if gw.api_key_secret_ref:
+        mounts.append({"name": "api-keys", "mountPath": KEYS_DIR, "readOnly": True})
+    return {
+        "name": "gateway",
+        "image": gw.image or config.images.gateway,
+        "args": ["--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--port", str(GATEWAY_PORT)],
+        "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"memory": "512Mi"},
+        },
+        "readinessProbe": _probe("/readyz", "http", 5, 3),
+        "livenessProbe": _probe("/healthz", "http", 10, 3),
+        "volumeMounts": mounts,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+
+
+def deployment(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
+    spec = obj.spec
+    name = obj.metadata.name
+    profile = config.gpu_profiles[spec.resources.gpu.profile]
+    containers = [_engine_container(obj, config)]
+    volumes: list[Manifest] = [
+        {
+            "name": "dshm",
+            "emptyDir": {"medium": "Memory", "sizeLimit": f"{2 * spec.resources.gpu.count}Gi"},
+        },
+        {"name": "model-cache", "emptyDir": {}},
+    ]
+    if spec.model.scheme == "pvc":
+        claim = spec.model.location.split("/", 1)[0]
+        volumes.append(
+            {"name": "models", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        )
+    init: list[Manifest] = []
+    if (store := cache_claim(obj)) is not None:
+        volumes.append(
+            {"name": "model-store", "persistentVolumeClaim": {"claimName": store, "readOnly": True}}
+        )
+        init.append(_wait_for_cache(obj, config))
+    if spec.gateway.enabled:
+        containers.append(_gateway_container(obj, config))
+        volumes.append({"name": "gateway-config", "configMap": {"name": config_map_name(name)}})
+        if spec.gateway.api_key_secret_ref:
+            volumes.append(
+                {
+                    "name": "api-keys",
+                    "secret": {
+                        "secretName": spec.gateway.api_key_secret_ref.name,
+                        "defaultMode": 0o440,
+                    },
+                }
+            )
+    pod_labels = labels(name)
+    return {
+        "apiVersion": DEPLOYMENT.api_version,
+        "kind": DEPLOYMENT.kind,
+        "metadata": metadata(obj),
+        "spec": {
+            "replicas": desired_replicas(spec),
+            "selector": {"matchLabels": selector_labels(name)},
+            # A GPU replica is expensive: never run more than asked for during a rollout.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+            },
+            "revisionHistoryLimit": 3,
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(
+                            GATEWAY_PORT if spec.gateway.enabled else ENGINE_PORT
+                        ),
+                    },
+                },
+                "spec": {
+                    **({"initContainers": init} if init else {}),
+                    "containers": containers,
+                    "volumes": volumes,
+                    "nodeSelector": profile.selector(),
+                    "tolerations": [t.model_dump(exclude_none=True) for t in profile.tolerations],
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 60,
+                    "securityContext": {
+                        "fsGroup": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                },
+            },
+        },
+    }
