@@ -10,60 +10,46 @@ anything reaches a GPU). ``tests/unit/test_api.py`` checks that both reject the 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
-from pydantic.alias_generators import to_camel
 
+from llm_operator.api.autoscaling import Autoscaling as Autoscaling
+from llm_operator.api.autoscaling import Behavior as Behavior
+from llm_operator.api.autoscaling import Cost as Cost
+from llm_operator.api.autoscaling import Targets as Targets
+from llm_operator.api.base import API_VERSION as API_VERSION
+
+# The API's face: every model and name, wherever it is defined, is importable from here.
+from llm_operator.api.base import GROUP as GROUP
+from llm_operator.api.base import K8S_NAME_PATTERN as K8S_NAME_PATTERN
+from llm_operator.api.base import KIND as KIND
+from llm_operator.api.base import MODEL_URI_PATTERN as MODEL_URI_PATTERN
+from llm_operator.api.base import PLURAL as PLURAL
+from llm_operator.api.base import QUANTITY_PATTERN as QUANTITY_PATTERN
+from llm_operator.api.base import SHORT_NAMES as SHORT_NAMES
+from llm_operator.api.base import SINGULAR as SINGULAR
+from llm_operator.api.base import VERSION as VERSION
+from llm_operator.api.base import ApiModel as ApiModel
+from llm_operator.api.base import SecretKeyRef as SecretKeyRef
+from llm_operator.api.base import SecretRef as SecretRef
+from llm_operator.api.base import cel as cel
+from llm_operator.api.gateway import Enforce as Enforce
+from llm_operator.api.gateway import Gateway as Gateway
+from llm_operator.api.gateway import Generation as Generation
+from llm_operator.api.gateway import PiiMode as PiiMode
+from llm_operator.api.gateway import RateLimit as RateLimit
+from llm_operator.api.gateway import Safety as Safety
 from llm_operator.api.quantization import FLAGS, QuantMode, unsupported_message
-
-GROUP = "llmops.dev"
-VERSION = "v1alpha1"
-KIND = "LLMDeployment"
-PLURAL = "llmdeployments"
-SINGULAR = "llmdeployment"
-SHORT_NAMES = ["llmd"]
-API_VERSION = f"{GROUP}/{VERSION}"
-
-MODEL_URI_PATTERN = r"^(hf://[A-Za-z0-9][\w.\-]*/[\w.\-]+|pvc://[a-z0-9][a-z0-9\-.]*/.*|s3://[a-z0-9][a-z0-9.\-]*/.+)$"
-K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
-
-
-def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, JsonValue]:
-    """One CEL rule for ``x-kubernetes-validations``."""
-    out: dict[str, JsonValue] = {"rule": rule, "message": message}
-    if field_path:
-        out["fieldPath"] = field_path
-    return out
-
-
-class ApiModel(BaseModel):
-    """Base: camelCase aliases, unknown fields refused, immutable once parsed."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
-
-    def dump(self) -> dict[str, Any]:
-        """The YAML/JSON form: camelCase, without unset optional fields."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-    def dump_set(self) -> dict[str, Any]:
-        """Only the fields a writer set (a server-side apply owns exactly what it sends)."""
-        return self.model_dump(by_alias=True, exclude_none=True, exclude_unset=True, mode="json")
-
+from llm_operator.api.status import AutoscalingStatus as AutoscalingStatus
+from llm_operator.api.status import Condition as Condition
+from llm_operator.api.status import ConditionStatus as ConditionStatus
+from llm_operator.api.status import LLMDeploymentStatus as LLMDeploymentStatus
+from llm_operator.api.status import Metrics as Metrics
+from llm_operator.api.status import Phase as Phase
+from llm_operator.api.status import ScalingDecision as ScalingDecision
 
 # --------------------------------------------------------------------------- spec
-
-
-class SecretKeyRef(ApiModel):
-    name: Annotated[str, Field(pattern=K8S_NAME_PATTERN, max_length=253)]
-    key: Annotated[str, Field(min_length=1, max_length=253)] = "token"
-
-
-class SecretRef(ApiModel):
-    name: Annotated[str, Field(pattern=K8S_NAME_PATTERN, max_length=253)]
 
 
 DEFAULT_CONTEXT_LENGTH = 8192
@@ -254,141 +240,6 @@ class Quantization(ApiModel):
         return QuantMode.INT8 if self.load_in_8bit else self.mode
 
 
-class Enforce(StrEnum):
-    CLAMP = "clamp"
-    REJECT = "reject"
-
-
-class Generation(ApiModel):
-    """Defaults for missing request fields, and caps the gateway enforces."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "!has(self.maxNewTokens) || !has(self.maxTokens) || "
-                    "self.maxNewTokens <= self.maxTokens",
-                    "maxNewTokens (the default) must not exceed maxTokens (the cap)",
-                )
-            ]
-        }
-    )
-
-    temperature: Annotated[float | None, Field(ge=0, le=2)] = None
-    top_p: Annotated[float | None, Field(gt=0, le=1)] = None
-    max_new_tokens: Annotated[
-        int | None, Field(ge=1, le=1_048_576, description="Default completion length")
-    ] = None
-    max_tokens: Annotated[
-        int | None, Field(ge=1, le=1_048_576, description="Cap on completion length")
-    ] = None
-    frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
-    repetition_penalty: Annotated[float | None, Field(gt=0, le=10)] = None
-    timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
-    enforce: Enforce = Enforce.CLAMP
-
-    @model_validator(mode="after")
-    def _default_within_cap(self) -> Generation:
-        if (
-            self.max_new_tokens is not None
-            and self.max_tokens is not None
-            and self.max_new_tokens > self.max_tokens
-        ):
-            raise ValueError(
-                f"maxNewTokens {self.max_new_tokens} (the default) must not exceed "
-                f"maxTokens {self.max_tokens} (the cap)"
-            )
-        return self
-
-
-class PiiMode(StrEnum):
-    OFF = "off"
-    FLAG = "flag"
-    REDACT = "redact"
-    BLOCK = "block"
-
-
-class Safety(ApiModel):
-    pii: PiiMode = PiiMode.OFF
-
-
-class RateLimit(ApiModel):
-    requests_per_minute: Annotated[int | None, Field(ge=1)] = None
-    tokens_per_minute: Annotated[int | None, Field(ge=1)] = None
-
-
-class Gateway(ApiModel):
-    enabled: bool = True
-    image: Annotated[str | None, Field(max_length=512)] = None
-    api_key_secret_ref: SecretRef | None = Field(
-        default=None, description="Secret whose keys are key ids and values are API keys"
-    )
-    expected_language: Annotated[
-        str | None, Field(pattern=r"^[a-z]{2}$", description="ISO 639-1 code of the answers")
-    ] = None
-    safety: Safety = Safety()
-    rate_limit: RateLimit | None = Field(default=None, description="Per API key")
-    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
-
-
-class Targets(ApiModel):
-    ttft_p95_seconds: Annotated[float | None, Field(gt=0)] = 0.5
-    itl_p95_seconds: Annotated[float | None, Field(gt=0)] = 0.05
-    e2e_p95_seconds: Annotated[float | None, Field(gt=0, alias="e2eP95Seconds")] = None
-    queue_per_replica: Annotated[float | None, Field(gt=0)] = 5.0
-    tokens_per_second_per_replica: Annotated[float | None, Field(gt=0)] = None
-
-
-class Cost(ApiModel):
-    max_hourly_cost: Annotated[float | None, Field(gt=0)] = None
-    target_cost_per_million_tokens: Annotated[float | None, Field(gt=0)] = None
-
-
-class Behavior(ApiModel):
-    scale_up_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
-    scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=86400)] = 300
-    max_scale_up_step: Annotated[int, Field(ge=1, le=100)] = 4
-    max_scale_down_step: Annotated[int, Field(ge=1, le=100)] = 1
-    burst_memory_seconds: Annotated[
-        int,
-        Field(
-            ge=0,
-            le=86400,
-            description="How long the fleet keeps what recent bursts needed when traffic comes "
-            "in bursts (the burst reserve, and its cost); 0 turns it off",
-        ),
-    ] = 1200
-
-
-class Autoscaling(ApiModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.minReplicas <= self.maxReplicas",
-                    "minReplicas must not exceed maxReplicas",
-                )
-            ]
-        }
-    )
-
-    enabled: bool = False
-    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
-    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 4
-    dry_run: bool = False
-    targets: Targets = Targets()
-    cost: Cost = Cost()
-    behavior: Behavior = Behavior()
-
-    @model_validator(mode="after")
-    def _bounds(self) -> Autoscaling:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"minReplicas {self.min_replicas} must not exceed maxReplicas {self.max_replicas}"
-            )
-        return self
-
-
 class Access(ApiModel):
     allowed_namespaces: Annotated[
         list[Annotated[str, Field(pattern=K8S_NAME_PATTERN)]],
@@ -489,81 +340,6 @@ class LLMDeploymentSpec(ApiModel):
 
 
 # --------------------------------------------------------------------------- status
-
-
-class ConditionStatus(StrEnum):
-    TRUE = "True"
-    FALSE = "False"
-    UNKNOWN = "Unknown"
-
-
-class Condition(ApiModel):
-    type: Literal[
-        "Valid", "Ready", "Progressing", "MetricsAvailable", "ScalingLimited", "ModelCached"
-    ]
-    status: ConditionStatus
-    reason: Annotated[str, Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")]
-    message: Annotated[str, Field(max_length=32768)] = ""
-    last_transition_time: str
-    observed_generation: int | None = None
-
-
-class Metrics(ApiModel):
-    ttft_p95_seconds: float | None = None
-    itl_p95_seconds: float | None = None
-    e2e_p95_seconds: float | None = Field(default=None, alias="e2eP95Seconds")
-    tokens_per_second: float | None = None
-    queue_depth: float | None = None
-    hourly_cost: float | None = None
-    cost_per_million_tokens: float | None = None
-    observed_at: str | None = None
-
-
-# status.autoscaling.lastDecision (a comment, not a docstring: the CRD stays as it was).
-class ScalingDecision(ApiModel):
-    from_: int = Field(alias="from")
-    to: int
-    reason: str
-    limit: str | None = None
-
-
-class AutoscalingStatus(ApiModel):
-    last_scale_time: str | None = None
-    last_decision: ScalingDecision | None = None
-    recommendation: int | None = None
-
-
-class Phase(StrEnum):
-    PENDING = "Pending"
-    PROGRESSING = "Progressing"
-    READY = "Ready"
-    DEGRADED = "Degraded"
-    INVALID = "Invalid"
-
-
-class LLMDeploymentStatus(ApiModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
-    )
-
-    phase: Phase | None = None
-    replicas: int | None = None
-    ready_replicas: int | None = None
-    desired_replicas: int | None = None
-    selector: str | None = None
-    observed_generation: int | None = None
-    endpoint: str | None = None
-    conditions: Annotated[
-        list[Condition],
-        Field(
-            json_schema_extra={
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            }
-        ),
-    ] = []
-    metrics: Metrics | None = None
-    autoscaling: AutoscalingStatus | None = None
 
 
 class ObjectMeta(BaseModel):
