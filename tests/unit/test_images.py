@@ -30,3 +30,22 @@ def test_chart_and_config_use_the_images_built_here() -> None:
     assert values["image"]["repository"] == "ghcr.io/llmops-dev/llm-operator"
     assert OperatorConfig().images.gateway.startswith("ghcr.io/llmops-dev/llm-gateway:")
     assert values["operator"]["images"]["gateway"] == OperatorConfig().images.gateway
+
+
+EXTRAS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+
+@pytest.mark.parametrize("kind", ["operator", "gateway"])
+def test_each_image_installs_only_its_extra(kind: str) -> None:
+    text = (REPO / "images" / f"{kind}.Dockerfile").read_text()
+    assert f"'.[{kind}]'" in text and f"'llm-operator[{kind}]'" in text
+    assert "lab" not in re.findall(r"\[([a-z,]+)\]", text)
+
+
+def test_the_gateway_extra_has_no_control_loop_and_the_lab_is_apart() -> None:
+    def names(reqs: list[str]) -> set[str]:
+        return {re.split(r"[<>=;\[ ]", r, maxsplit=1)[0].lower() for r in reqs}
+
+    base = names(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert not (base | names(EXTRAS["gateway"])) & {"kopf", "kubernetes", "rich", "matplotlib"}
+    assert not (base | names(EXTRAS["operator"])) & {"rich", "matplotlib", "cryptography"}
