@@ -11,6 +11,13 @@ from llm_operator.lab.sim.bench import (
 )
 from llm_operator.lab.sim.runner import BAR, BASELINES, Result
 
+AUTOSCALERS = tuple(b for b in BASELINES if b != "static")
+
+
+def _ratio(a: Result | None, b: Result | None) -> float | None:
+    """GPU-hours of ``a`` over ``b``, when both reached the bar."""
+    return a.score.gpu_hours / b.score.gpu_hours if a and b else None
+
 
 def cheapest(results: list[Result], policies: Iterable[str], bar: float = BAR) -> Result | None:
     """The setting with the fewest GPU-hours among ``policies`` that reaches ``bar``."""
@@ -29,11 +36,8 @@ def best(results: list[Result], policy: str) -> Result:
 def goal(results: list[Result], bar: float = BAR) -> dict[str, Any]:
     ours = cheapest(results, ["ours"], bar)
     base = cheapest(results, BASELINES, bar)
-    scaler = cheapest(results, [b for b in BASELINES if b != "static"], bar)
+    scaler = cheapest(results, AUTOSCALERS, bar)
     oracle = cheapest(results, ["oracle"], bar)
-
-    def ratio(a: Result | None, b: Result | None) -> float | None:
-        return a.score.gpu_hours / b.score.gpu_hours if a and b else None
 
     return {
         "bar": bar,
@@ -41,15 +45,12 @@ def goal(results: list[Result], bar: float = BAR) -> dict[str, Any]:
         "best_baseline": base.setting.label if base else None,
         "oracle": oracle.setting.label if oracle else None,
         "best_autoscaler": scaler.setting.label if scaler else None,
-        "ours_vs_best_baseline": ratio(ours, base),
-        "ours_vs_best_autoscaler": ratio(ours, scaler),
-        "ours_vs_oracle": ratio(ours, oracle),
+        "ours_vs_best_baseline": _ratio(ours, base),
+        "ours_vs_best_autoscaler": _ratio(ours, scaler),
+        "ours_vs_oracle": _ratio(ours, oracle),
         "target_vs_baseline": 0.75,
         "target_vs_oracle": 1.2,
     }
-
-
-AUTOSCALERS = tuple(b for b in BASELINES if b != "static")
 
 
 EPS = 1e-9
@@ -81,9 +82,6 @@ def frontier(results: list[Result], cap: float = BAR) -> dict[str, Any]:
     ours, scaler = cheapest_at(["ours"]), cheapest_at(AUTOSCALERS)
     static, oracle = cheapest_at(["static"]), cheapest_at(["oracle"])
 
-    def ratio(a: Result | None, b: Result | None) -> float | None:
-        return a.score.gpu_hours / b.score.gpu_hours if a and b else None
-
     dominated = [
         (r.setting.label, o.setting.label)
         for r in results
@@ -106,9 +104,9 @@ def frontier(results: list[Result], cap: float = BAR) -> dict[str, Any]:
         "cheapest_autoscaler": scaler.setting.label if scaler else None,
         "cheapest_static": static.setting.label if static else None,
         "oracle": oracle.setting.label if oracle else None,
-        "ours_vs_autoscaler": ratio(ours, scaler),
-        "ours_vs_static": ratio(ours, static),
-        "ours_vs_oracle": ratio(ours, oracle),
+        "ours_vs_autoscaler": _ratio(ours, scaler),
+        "ours_vs_static": _ratio(ours, static),
+        "ours_vs_oracle": _ratio(ours, oracle),
         "oracle_reaches_a_star": oracle is not None,
         "oracle_beaten": bool(
             oracle
