@@ -10,12 +10,9 @@ when it changes; a request keeps the config it started with.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
-import re
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +24,12 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from llm_operator.gateway import safety
+from llm_operator.gateway.answers import Answers
 from llm_operator.gateway.config import GatewayConfig
+from llm_operator.gateway.errors import RETRY_AFTER_ENGINE_DOWN, GatewayError, error_response
+from llm_operator.gateway.inbound import read_json
 from llm_operator.gateway.language import detect_language
+from llm_operator.gateway.limits import RateLimiter
 from llm_operator.gateway.metrics import GatewayMetrics
 from llm_operator.gateway.policy import (
     PolicyError,
@@ -37,83 +37,10 @@ from llm_operator.gateway.policy import (
     prompt_texts,
     set_prompt_texts,
 )
+from llm_operator.gateway.snapshot import Snapshot, load_keys, signature
 from llm_operator.gateway.translate import client_wants_usage, for_engine
 
 log = logging.getLogger("llm_gateway")
-LANGUAGE_PREFIX_CHARS = 300
-# Cheap byte tests on SSE events (compact or spaced JSON), so most events are never parsed.
-TEXT_RE = re.compile(rb'"(?:content|text)":\s*"(?!")')
-FINISH_RE = re.compile(rb'"finish_reason":\s*"')
-RETRY_AFTER_ENGINE_DOWN = "5"
-
-
-class GatewayError(Exception):
-    def __init__(
-        self,
-        status: int,
-        outcome: str,
-        message: str,
-        kind: str,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.outcome, self.message, self.kind = status, outcome, message, kind
-        self.headers = headers or {}
-
-
-def error_response(
-    status: int, message: str, kind: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.json_response(
-        {"error": {"message": message, "type": kind, "code": status}},
-        status=status,
-        headers=headers,
-    )
-
-
-@dataclass
-class Snapshot:
-    """What one request uses: the config and keys as they were when it started."""
-
-    config: GatewayConfig
-    keys: dict[str, str]
-
-
-def _load_keys(directory: str | None) -> dict[str, str]:
-    if not directory or not Path(directory).is_dir():
-        return {}
-    keys = {}
-    for f in sorted(Path(directory).iterdir()):
-        if f.is_file() and not f.name.startswith("."):
-            keys[f.name] = f.read_text().strip()
-    return {k: v for k, v in keys.items() if v}
-
-
-def _signature(config_path: Path, keys_dir: str | None) -> tuple[Any, ...]:
-    """Changes when the mounted files change (ConfigMap/Secret volumes swap a symlink)."""
-    parts: list[Any] = []
-    paths = [config_path]
-    if keys_dir and Path(keys_dir).is_dir():
-        paths += sorted(p for p in Path(keys_dir).iterdir() if not p.name.startswith("."))
-    for p in paths:
-        try:
-            st = p.stat()
-            parts.append((str(p), st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
-            parts.append((str(p), None))
-    return tuple(parts)
-
-
-@dataclass
-class RateWindow:
-    events: deque[tuple[float, int]] = field(default_factory=deque)
-
-    def trim(self, now: float) -> None:
-        while self.events and now - self.events[0][0] >= 60:
-            self.events.popleft()
-
-    def retry_after(self, now: float) -> int:
-        return max(1, int(60 - (now - self.events[0][0])) + 1) if self.events else 1
 
 
 @dataclass
@@ -126,20 +53,24 @@ class Gateway:
     reloads: int = 0
     _signature: tuple[Any, ...] = ()
     _session: aiohttp.ClientSession | None = None
-    _windows: dict[str, RateWindow] = field(default_factory=dict)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    answers: Answers = field(init=False)
     _reloader: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.answers = Answers(self.metrics, self.limiter)
 
     # ------------------------------------------------------------------ config
     def load(self) -> None:
         if self.config_path is None:
             assert self.initial is not None
-            self.snapshot = Snapshot(self.initial, _load_keys(self.initial.api_keys_dir))
+            self.snapshot = Snapshot(self.initial, load_keys(self.initial.api_keys_dir))
             self.metrics.initialize(self.initial.model, self._key_ids())
             return
         data = yaml.safe_load(self.config_path.read_text()) or {}
         cfg = GatewayConfig.model_validate(data)
-        self.snapshot = Snapshot(cfg, _load_keys(cfg.api_keys_dir))
-        self._signature = _signature(self.config_path, cfg.api_keys_dir)
+        self.snapshot = Snapshot(cfg, load_keys(cfg.api_keys_dir))
+        self._signature = signature(self.config_path, cfg.api_keys_dir)
         self.metrics.initialize(cfg.model, self._key_ids())
 
     def _key_ids(self) -> list[str]:
@@ -149,7 +80,7 @@ class Gateway:
     def maybe_reload(self) -> bool:
         if self.config_path is None or self.snapshot is None:
             return False
-        sig = _signature(self.config_path, self.snapshot.config.api_keys_dir)
+        sig = signature(self.config_path, self.snapshot.config.api_keys_dir)
         if sig == self._signature:
             return False
         try:
@@ -235,7 +166,7 @@ class Gateway:
     async def _models(self, request: web.Request) -> web.Response:
         snap = self._snap()
         try:
-            self._authenticate(snap, request)
+            snap.authenticate(request.headers.get("Authorization", ""))
         except GatewayError as e:
             return error_response(e.status, e.message, e.kind, e.headers)
         return web.json_response(
@@ -258,52 +189,6 @@ class Gateway:
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         return await self._proxy(request, "/v1/completions", chat=False)
 
-    def _authenticate(self, snap: Snapshot, request: web.Request) -> str:
-        if not snap.keys:
-            return "anonymous"
-        header = request.headers.get("Authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        match = ""
-        for key_id, key in snap.keys.items():  # compare against every key: constant time
-            if hmac.compare_digest(token.encode(), key.encode()):
-                match = key_id
-        if not match:
-            raise GatewayError(
-                401,
-                "auth",
-                "missing or invalid API key",
-                "invalid_api_key",
-                {"WWW-Authenticate": "Bearer"},
-            )
-        return match
-
-    def _rate_limit(self, snap: Snapshot, key_id: str) -> None:
-        rl = snap.config.rate_limit
-        if rl is None:
-            return
-        now = time.monotonic()
-        w = self._windows.setdefault(key_id, RateWindow())
-        w.trim(now)
-        if rl.requests_per_minute and len(w.events) >= rl.requests_per_minute:
-            raise GatewayError(
-                429,
-                "rate_limited",
-                "request rate limit reached for this key",
-                "rate_limited",
-                {"Retry-After": str(w.retry_after(now))},
-            )
-        if rl.tokens_per_minute and sum(t for _, t in w.events) >= rl.tokens_per_minute:
-            raise GatewayError(
-                429,
-                "rate_limited",
-                "token rate limit reached for this key",
-                "rate_limited",
-                {"Retry-After": str(w.retry_after(now))},
-            )
-
-    def _record_usage(self, key_id: str, tokens: int) -> None:
-        self._windows.setdefault(key_id, RateWindow()).events.append((time.monotonic(), tokens))
-
     async def _proxy(self, request: web.Request, path: str, *, chat: bool) -> web.StreamResponse:
         snap = self._snap()
         cfg = snap.config
@@ -313,9 +198,9 @@ class Gateway:
         outcome = "ok"
         self.metrics.in_flight.labels(model).inc()
         try:
-            key_id = self._authenticate(snap, request)
-            self._rate_limit(snap, key_id)
-            body = await self._parse(request)
+            key_id = snap.authenticate(request.headers.get("Authorization", ""))
+            self.limiter.check(snap.config.rate_limit, key_id)
+            body = await read_json(request, cfg.max_body_bytes)
             if body.get("model") not in (None, model):
                 raise GatewayError(
                     404,
@@ -348,49 +233,11 @@ class Gateway:
             if outcome == "ok":
                 self.metrics.e2e.labels(model).observe(time.monotonic() - t0)
 
-    async def _parse(self, request: web.Request) -> dict[str, Any]:
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
-            limit = self._snap().config.max_body_bytes
-            raise GatewayError(
-                413,
-                "bad_request",
-                f"request body over the limit of {limit} bytes",
-                "request_too_large",
-            ) from exc
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise GatewayError(
-                400,
-                "bad_request",
-                f"request body is not valid JSON: {exc}",
-                "invalid_request_error",
-            ) from exc
-        if not isinstance(body, dict):
-            raise GatewayError(
-                400, "bad_request", "request body must be a JSON object", "invalid_request_error"
-            )
-        return body
-
-    def _pii(self, cfg: GatewayConfig, text: str, where: str) -> tuple[str, list[str]]:
-        """Apply the safety mode to ``text``; returns the text to use and the types found."""
-        if cfg.pii == "off" or not text:
-            return text, []
-        findings = safety.detect(text)
-        for f in findings:
-            self.metrics.pii.labels(cfg.model, f.type, where, cfg.pii).inc()
-        types = sorted({f.type for f in findings})
-        if findings and cfg.pii == "redact":
-            return safety.redact(text, findings), types
-        return text, types
-
     def _check_prompt(self, cfg: GatewayConfig, body: dict[str, Any], chat: bool) -> list[str]:
         texts = prompt_texts(body, chat)
         out, found = [], []
         for t in texts:
-            new, types = self._pii(cfg, t, "prompt")
+            new, types = self.answers.pii(cfg, t, "prompt")
             out.append(new)
             found += types
         if found and cfg.pii == "block":
@@ -403,21 +250,6 @@ class Gateway:
         if found and cfg.pii == "redact":
             set_prompt_texts(body, chat, out)
         return out
-
-    def _answer_checks(
-        self, cfg: GatewayConfig, text: str, finish: str | None, expected: str | None
-    ) -> None:
-        model = cfg.model
-        if finish == "length":
-            self.metrics.truncated.labels(model).inc()
-        if not text.strip():
-            self.metrics.empty.labels(model).inc()
-            return
-        if expected:
-            detected = detect_language(text[:LANGUAGE_PREFIX_CHARS])
-            self.metrics.lang_checked.labels(model, expected).inc()
-            if detected and detected != expected:
-                self.metrics.lang_mismatch.labels(model, expected, detected).inc()
 
     async def _forward(
         self,
@@ -468,13 +300,13 @@ class Gateway:
                         }
                     )
                     await started.prepare(request)
-                    await self._relay_stream(
+                    await self.answers.relay_stream(
                         upstream, started, cfg, key_id, expected, t0, wants_usage
                     )
                     await started.write_eof()
                     return started, "ok"
                 data = await upstream.json()
-                return self._finish_json(data, cfg, chat, key_id, expected), "ok"
+                return self.answers.finish_json(data, cfg, chat, key_id, expected), "ok"
         except TimeoutError as exc:
             if upstream is not None:
                 upstream.close()  # drop the connection: the engine sees the cancellation
@@ -495,137 +327,6 @@ class Gateway:
         finally:
             if upstream is not None:
                 upstream.release()
-
-    def _finish_json(
-        self,
-        data: dict[str, Any],
-        cfg: GatewayConfig,
-        chat: bool,
-        key_id: str,
-        expected: str | None,
-    ) -> web.Response:
-        choice = (data.get("choices") or [{}])[0]
-        if chat:
-            text = str((choice.get("message") or {}).get("content") or "")
-        else:
-            text = str(choice.get("text") or "")
-        new, types = self._pii(cfg, text, "response")
-        headers = {}
-        if types:
-            headers["X-LLM-Gateway-PII"] = ",".join(types)
-            if cfg.pii == "block":
-                new = "[withheld: the answer contained confidential data]"
-                choice["finish_reason"] = "content_filter"
-            if chat:
-                choice.setdefault("message", {})["content"] = new
-            else:
-                choice["text"] = new
-        self._answer_checks(cfg, text, choice.get("finish_reason"), expected)
-        usage = data.get("usage") or {}
-        self.metrics.prompt_tokens.labels(cfg.model, key_id).inc(usage.get("prompt_tokens", 0))
-        completion = int(usage.get("completion_tokens", 0))
-        self.metrics.completion_tokens.labels(cfg.model, key_id).inc(completion)
-        self._record_usage(key_id, int(usage.get("total_tokens", completion)))
-        return web.json_response(data, headers=headers)
-
-    async def _relay_stream(
-        self,
-        upstream: aiohttp.ClientResponse,
-        out: web.StreamResponse,
-        cfg: GatewayConfig,
-        key_id: str,
-        expected: str | None,
-        t0: float,
-        wants_usage: bool = True,
-    ) -> None:
-        """Forward SSE events as they arrive; measure TTFT and the gaps between tokens.
-
-        Each upstream read is answered by one write of the complete events it finished (an
-        event cut between reads goes out with the read that completes it). An event's JSON is
-        parsed only when it must be: while the answer's first characters are collected for the
-        language check, for the whole answer in ``flag`` mode, and for events carrying usage or
-        a finish reason. ``redact`` and ``block`` rewrite events, so they parse every event.
-        The engine is always asked for usage (``translate.for_engine``); the usage-only chunk
-        is dropped when the client did not ask for it, as OpenAI's API would not send it.
-        """
-        model = cfg.model
-        ttft, itl = self.metrics.ttft.labels(model), self.metrics.itl.labels(model)
-        rewrite = cfg.pii in ("redact", "block")
-        keep_all = cfg.pii != "off"
-        parts: list[str] = []
-        collected = 0
-        finish: str | None = None
-        last: float | None = None
-        tokens = 0
-        usage: dict[str, Any] = {}
-        buf = b""
-        async for chunk in upstream.content.iter_any():
-            now = time.monotonic()
-            buf += chunk
-            ready: list[bytes] = []
-            while b"\n\n" in buf:
-                event, buf = buf.split(b"\n\n", 1)
-                if not event.startswith(b"data:") or event.endswith(b"[DONE]"):
-                    ready.append(event)
-                    continue
-                has_text = TEXT_RE.search(event) is not None
-                if has_text:
-                    if last is None:
-                        ttft.observe(now - t0)
-                    else:
-                        itl.observe(now - last)
-                    last = now
-                    tokens += 1
-                has_usage = b'"usage"' in event
-                need_json = (
-                    rewrite
-                    or keep_all
-                    or has_usage
-                    or (FINISH_RE.search(event) is not None)
-                    or (has_text and collected < LANGUAGE_PREFIX_CHARS)
-                )
-                if need_json:
-                    try:
-                        data = json.loads(event[5:])
-                    except ValueError:
-                        data = {}
-                    if not isinstance(data, dict):
-                        data = {}
-                    usage = data.get("usage") or usage
-                    if has_usage and not wants_usage and not data.get("choices"):
-                        continue  # the usage-only chunk the gateway asked for, not the client
-                    for ch in data.get("choices") or []:
-                        finish = ch.get("finish_reason") or finish
-                        delta = ch.get("delta") or {}
-                        text = delta.get("content") if "delta" in ch else ch.get("text")
-                        if not text:
-                            continue
-                        if rewrite:
-                            new, types = self._pii(cfg, text, "response")
-                            if types:
-                                new = new if cfg.pii == "redact" else "[withheld]"
-                                if "delta" in ch:
-                                    delta["content"] = new
-                                else:
-                                    ch["text"] = new
-                                event = f"data: {json.dumps(data)}".encode()
-                            text = new
-                        parts.append(text)
-                        collected += len(text)
-                ready.append(event)
-            if ready:
-                await out.write(b"\n\n".join(ready) + b"\n\n")
-        if buf:
-            await out.write(buf)
-        text = "".join(parts)
-        if cfg.pii == "flag":
-            self._pii(cfg, text, "response")
-        self._answer_checks(cfg, text, finish, expected)
-        completion = int(usage.get("completion_tokens", tokens))
-        self.metrics.completion_tokens.labels(model, key_id).inc(completion)
-        if usage.get("prompt_tokens"):
-            self.metrics.prompt_tokens.labels(model, key_id).inc(usage["prompt_tokens"])
-        self._record_usage(key_id, completion + int(usage.get("prompt_tokens", 0)))
 
 
 async def serve(gateway: Gateway, host: str, port: int) -> web.AppRunner:
