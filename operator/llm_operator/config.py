@@ -80,6 +80,8 @@ class OperatorConfig(ConfigModel):
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     # Namespace of the Prometheus that scrapes the pods (allowed by their NetworkPolicy).
     metrics_namespace: str = "monitoring"
+    # Labels of the Prometheus pods there (the Prometheus Operator sets this one on them).
+    metrics_pod_selector: dict[str, str] = {"app.kubernetes.io/name": "prometheus"}
     # Labels on every ServiceMonitor the operator builds: a Prometheus selects ServiceMonitors by
     # label (kube-prometheus-stack by default only those with ``release: <its release name>``).
     service_monitor_labels: dict[str, str] = {}

@@ -13,7 +13,7 @@ import yaml
 from aiohttp import web
 
 from llm_operator.gateway.app import Gateway
-from llm_operator.gateway.app import serve as serve_gateway
+from llm_operator.gateway.server import serve as serve_gateway
 from llm_operator.lab.localcluster import free_port
 from llm_operator.lab.sim.engine import EngineSim
 from llm_operator.lab.sim.engine import serve as serve_engine
@@ -27,6 +27,7 @@ class Stack:
     engine_url: str
     config_path: Path
     session: aiohttp.ClientSession
+    metrics_url: str = ""
 
     def write_config(self, **changes: Any) -> None:
         data = yaml.safe_load(self.config_path.read_text())
@@ -47,7 +48,7 @@ class Stack:
             return r.status, await r.json(), r.headers
 
     async def metrics(self) -> str:
-        async with self.session.get(f"{self.url}/metrics") as r:
+        async with self.session.get(f"{self.metrics_url}/metrics") as r:
             return await r.text()
 
 
@@ -63,7 +64,7 @@ async def make_stack(tmp_path: Path) -> AsyncIterator[StackFactory]:
         engine: str = "vllm", sim_kwargs: dict[str, Any] | None = None, **config: Any
     ) -> Stack:
         sim = EngineSim(engine=engine, served_name="chat", **(sim_kwargs or {}))
-        eport, gport = free_port(), free_port()
+        eport, gport, mport = free_port(), free_port(), free_port()
         runners.append(await serve_engine(sim, "127.0.0.1", eport))
         cfg = {
             "model": "chat",
@@ -74,11 +75,17 @@ async def make_stack(tmp_path: Path) -> AsyncIterator[StackFactory]:
         path = tmp_path / f"gateway-{gport}.yaml"
         path.write_text(yaml.safe_dump(cfg))
         gw = Gateway(config_path=path, reload_interval=0.05)
-        runners.append(await serve_gateway(gw, "127.0.0.1", gport))
+        runners.append(await serve_gateway(gw, "127.0.0.1", gport, mport))
         session = aiohttp.ClientSession()
         sessions.append(session)
         return Stack(
-            sim, gw, f"http://127.0.0.1:{gport}", f"http://127.0.0.1:{eport}", path, session
+            sim,
+            gw,
+            f"http://127.0.0.1:{gport}",
+            f"http://127.0.0.1:{eport}",
+            path,
+            session,
+            f"http://127.0.0.1:{mport}",
         )
 
     yield make

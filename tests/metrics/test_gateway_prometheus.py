@@ -41,7 +41,7 @@ async def test_prometheus_reads_gateway_quantiles_and_counters(
     make_stack: StackFactory, prometheus: LocalPrometheus
 ) -> None:
     s = await make_stack(generation={"maxTokens": 64})
-    target = s.url.removeprefix("http://")
+    target = s.metrics_url.removeprefix("http://")
     prometheus.set_targets([{"targets": [target], "labels": {"namespace": "t", "pod": "p0"}}])
     await wait_until(lambda: prometheus.up().get(target) == 1.0)
 

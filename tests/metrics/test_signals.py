@@ -52,7 +52,7 @@ async def test_signals_from_gateway_and_vllm(
     make_stack: StackFactory, prometheus: LocalPrometheus
 ) -> None:
     s = await make_stack()
-    prometheus.set_targets([target(s.url, "chat"), target(s.engine_url, "chat")])
+    prometheus.set_targets([target(s.metrics_url, "chat"), target(s.engine_url, "chat")])
     await wait_until(lambda: len([v for v in prometheus.up().values() if v == 1]) == 2)
     await load(s.url)
     source = PrometheusSource(prometheus.url)
@@ -135,7 +135,7 @@ async def test_idle_gateway_quantile_falls_back_to_the_engine(
 ) -> None:
     """Unary traffic leaves the gateway's TTFT histogram empty (NaN): the engine's is used."""
     s = await make_stack()
-    prometheus.set_targets([target(s.url, "chat"), target(s.engine_url, "chat")])
+    prometheus.set_targets([target(s.metrics_url, "chat"), target(s.engine_url, "chat")])
     await wait_until(lambda: len([v for v in prometheus.up().values() if v == 1]) == 2)
     for _ in range(5):
         assert (await s.chat(max_tokens=8))[0] == 200

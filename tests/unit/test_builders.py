@@ -82,7 +82,9 @@ def test_gpu_limits_probes_shm_and_secret_ref() -> None:
     # startup budget: 30 minutes of model loading before liveness applies
     sp = c["startupProbe"]
     assert sp["periodSeconds"] * sp["failureThreshold"] >= 1800
-    assert sp["httpGet"]["path"] == "/health"
+    # the engine listens on the pod's loopback: the kubelet asks the gateway, which asks it
+    assert sp["httpGet"] == {"path": "/engine/health", "port": "metrics"}
+    assert "ports" not in c and "127.0.0.1" in c["args"]
     assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
     token = next(e for e in c["env"] if e["name"] == "HF_TOKEN")
     assert token["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "token"}
@@ -148,7 +150,11 @@ def test_pdb_only_with_more_than_one_replica_and_service_monitor_only_when_avail
     assert "PodDisruptionBudget" not in one
     assert "ServiceMonitor" not in one
     with_sm = by_kind(build_all(obj(replicas=1), OperatorConfig(), service_monitor_available=True))
-    assert with_sm["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == "http"
+    endpoints = with_sm["ServiceMonitor"]["spec"]["endpoints"]
+    assert [(e["port"], e["path"]) for e in endpoints] == [
+        ("metrics", "/metrics"),
+        ("metrics", "/engine/metrics"),
+    ]
 
 
 def test_service_targets_the_gateway_or_the_engine() -> None:

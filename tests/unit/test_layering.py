@@ -113,7 +113,7 @@ def test_importing_the_pure_packages_does_not_load_kopf_or_kubernetes() -> None:
 
 
 def test_the_gateway_process_loads_neither_kopf_nor_kubernetes_nor_the_lab() -> None:
-    loaded = _loaded_by("llm_operator.gateway.app")
+    loaded = _loaded_by("llm_operator.gateway.server")
     assert not set(loaded) & {*FORBIDDEN, *LAB_LIBRARIES}
     assert not [m for m in loaded if m.startswith("llm_operator.lab")]
 

@@ -45,6 +45,14 @@ class Generation(ApiModel):
     frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
     repetition_penalty: Annotated[float | None, Field(gt=0, le=10)] = None
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    max_choices: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=16,
+            description="Cap on n and best_of: each choice costs a full completion of tokens",
+        ),
+    ] = 4
     enforce: Enforce = Enforce.CLAMP
 
     @model_validator(mode="after")

@@ -50,6 +50,7 @@ def gateway_config(obj: LLMDeployment) -> GatewayConfig:
             frequency_penalty=g.frequency_penalty,
             repetition_penalty=g.repetition_penalty,
             timeout_seconds=g.timeout_seconds,
+            max_choices=g.max_choices,
             enforce=g.enforce.value,
         ),
         pii=gw.safety.pii.value,
@@ -89,7 +90,7 @@ def build_all(
         obj.spec.autoscaling.enabled and obj.spec.autoscaling.max_replicas > 1
     ):
         out.append(pod_disruption_budget(obj))
-    out.append(network_policy(obj, config.metrics_namespace))
+    out.append(network_policy(obj, config))
     if service_monitor_available:
         out.append(service_monitor(obj, config))
     return out

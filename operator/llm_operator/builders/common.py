@@ -26,6 +26,14 @@ COMPONENT = "inference"
 
 ENGINE_PORT = 8000
 GATEWAY_PORT = 8080
+METRICS_PORT = 9090  # the gateway's metrics, and the engine's metrics and health through it
+ENGINE_HOST_BEHIND_GATEWAY = "127.0.0.1"  # nothing outside the pod reaches the engine
+
+
+def engine_host(gateway_enabled: bool) -> str:
+    return ENGINE_HOST_BEHIND_GATEWAY if gateway_enabled else "0.0.0.0"
+
+
 SERVICE_PORT = 80
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.builders.common import (
     DEPLOYMENT_LABEL,
-    ENGINE_PORT,
+    METRICS_PORT,
     SERVICE_PORT,
     labels,
     metadata,
@@ -14,14 +14,19 @@ from llm_operator.builders.common import (
 )
 from llm_operator.builders.kinds import NETWORK_POLICY, PDB, SERVICE, SERVICE_MONITOR, Manifest
 from llm_operator.config import OperatorConfig
+from llm_operator.gateway.config import ENGINE_METRICS_PATH
 
 
 def service(obj: LLMDeployment) -> Manifest:
-    target = "http" if obj.spec.gateway.enabled else "engine"
-    ports = [{"name": "http", "port": SERVICE_PORT, "targetPort": target, "protocol": "TCP"}]
-    ports.append(
-        {"name": "engine-metrics", "port": ENGINE_PORT, "targetPort": "engine", "protocol": "TCP"}
-    )
+    """Only the API: the gateway's port (or the engine's when there is no gateway), and the
+    metrics port for the ServiceMonitor; the engine port is never published behind a gateway."""
+    if obj.spec.gateway.enabled:
+        ports = [
+            {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"},
+            {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
+        ]
+    else:
+        ports = [{"name": "http", "port": SERVICE_PORT, "targetPort": "engine", "protocol": "TCP"}]
     return {
         "apiVersion": SERVICE.api_version,
         "kind": SERVICE.kind,
@@ -46,7 +51,15 @@ def pod_disruption_budget(obj: LLMDeployment) -> Manifest:
     }
 
 
-def network_policy(obj: LLMDeployment, metrics_namespace: str) -> Manifest:
+def network_policy(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
+    """Who may reach a replica, and what a replica may reach.
+
+    Ingress: the API port from the object's namespace (or the pods and namespaces in
+    ``spec.access``); the metrics port only from the Prometheus pods of the metrics namespace.
+    Behind a gateway the engine listens on the pod's loopback, so no rule names its port.
+    Egress: DNS, and HTTPS only while the weights come from the network (Hugging Face or s3
+    without the model cache); nothing else, so a replica cannot be used to reach the cluster.
+    """
     access = obj.spec.access
     port = "http" if obj.spec.gateway.enabled else "engine"
     peers: list[Manifest] = [{"podSelector": {}}]  # the object's own namespace
@@ -56,26 +69,33 @@ def network_policy(obj: LLMDeployment, metrics_namespace: str) -> Manifest:
     ]
     if access.allowed_pod_selector:
         peers = [{"podSelector": {"matchLabels": dict(access.allowed_pod_selector)}}, *peers[1:]]
-    scrape = {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": metrics_namespace}}
+    scrape: Manifest = {
+        "namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": config.metrics_namespace}
+        },
+        "podSelector": {"matchLabels": dict(config.metrics_pod_selector)},
     }
+    metrics_port = "metrics" if obj.spec.gateway.enabled else "engine"
+    egress: list[Manifest] = [
+        {
+            "to": [{"namespaceSelector": {}}],
+            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+        }
+    ]
+    if obj.spec.model.scheme in ("hf", "s3") and obj.spec.model.cache is None:
+        egress.append({"ports": [{"port": 443, "protocol": "TCP"}]})
     return {
         "apiVersion": NETWORK_POLICY.api_version,
         "kind": NETWORK_POLICY.kind,
         "metadata": metadata(obj),
         "spec": {
             "podSelector": {"matchLabels": selector_labels(obj.metadata.name)},
-            "policyTypes": ["Ingress"],
+            "policyTypes": ["Ingress", "Egress"],
             "ingress": [
                 {"from": peers, "ports": [{"port": port, "protocol": "TCP"}]},
-                {
-                    "from": [scrape],
-                    "ports": [
-                        {"port": "http", "protocol": "TCP"},
-                        {"port": "engine", "protocol": "TCP"},
-                    ],
-                },
+                {"from": [scrape], "ports": [{"port": metrics_port, "protocol": "TCP"}]},
             ],
+            "egress": egress,
         },
     }
 
@@ -90,9 +110,13 @@ def service_monitor(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     ``release``).
     """
     interval = f"{max(1, round(config.evaluation_interval_seconds))}s"
-    endpoints = [{"port": "engine-metrics", "path": "/metrics", "interval": interval}]
-    if obj.spec.gateway.enabled:
-        endpoints.insert(0, {"port": "http", "path": "/metrics", "interval": interval})
+    if obj.spec.gateway.enabled:  # both through the gateway's metrics port
+        endpoints = [
+            {"port": "metrics", "path": "/metrics", "interval": interval},
+            {"port": "metrics", "path": ENGINE_METRICS_PATH, "interval": interval},
+        ]
+    else:
+        endpoints = [{"port": "http", "path": "/metrics", "interval": interval}]
     meta = metadata(obj)
     meta["labels"] = {**config.service_monitor_labels, **meta["labels"]}
     return {

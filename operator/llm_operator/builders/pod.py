@@ -10,6 +10,7 @@ from llm_operator.builders.cache import _wait_for_cache
 from llm_operator.builders.common import (
     ENGINE_PORT,
     GATEWAY_PORT,
+    METRICS_PORT,
     config_map_name,
     labels,
     metadata,
@@ -31,6 +32,7 @@ from llm_operator.config import GPU_RESOURCE, OperatorConfig
 from llm_operator.gateway.config import (
     CONFIG_DIR,
     CONFIG_FILE,
+    ENGINE_HEALTH_PATH,
     KEYS_DIR,
 )
 
@@ -77,19 +79,20 @@ def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
         mounts.append({"name": "models", "mountPath": MODELS_PATH, "readOnly": True})
     if spec.model.cache is not None:
         mounts.append({"name": "model-store", "mountPath": CACHE_MOUNT, "readOnly": True})
+    behind = spec.gateway.enabled
+    health, port = (ENGINE_HEALTH_PATH, "metrics") if behind else (engine.HEALTH_PATH, "engine")
     container: Manifest = {
         "name": "engine",
         "image": _engine_image(obj, config),
         "args": engine.args(spec, served_name(obj), model_ref(spec), config),
         "env": env,
-        "ports": [{"name": "engine", "containerPort": ENGINE_PORT, "protocol": "TCP"}],
         "resources": {"limits": limits, "requests": requests},
         # Model loading can take many minutes: the startup probe holds liveness off until then.
-        "startupProbe": _probe(
-            engine.HEALTH_PATH, "engine", 10, math.ceil(config.startup_budget_seconds / 10)
-        ),
-        "readinessProbe": _probe(engine.HEALTH_PATH, "engine", 5, 3),
-        "livenessProbe": _probe(engine.HEALTH_PATH, "engine", 10, 6, timeout=10),
+        # Behind the gateway the engine listens on the pod's loopback: the kubelet probes it
+        # through the gateway's metrics port, which relays the engine's own health answer.
+        "startupProbe": _probe(health, port, 10, math.ceil(config.startup_budget_seconds / 10)),
+        "readinessProbe": _probe(health, port, 5, 3),
+        "livenessProbe": _probe(health, port, 10, 6, timeout=10),
         "volumeMounts": mounts,
         # Upstream vLLM and TGI images run as root and write to their cache paths, so the engine
         # keeps its user; it still loses every capability and privilege escalation.
@@ -99,6 +102,8 @@ def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
+    if not behind:
+        container["ports"] = [{"name": "engine", "containerPort": ENGINE_PORT, "protocol": "TCP"}]
     if env_from:
         container["envFrom"] = env_from
     return container
@@ -112,8 +117,18 @@ def _gateway_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     return {
         "name": "gateway",
         "image": gw.image or config.images.gateway,
-        "args": ["--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--port", str(GATEWAY_PORT)],
-        "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
+        "args": [
+            "--config",
+            f"{CONFIG_DIR}/{CONFIG_FILE}",
+            "--port",
+            str(GATEWAY_PORT),
+            "--metrics-port",
+            str(METRICS_PORT),
+        ],
+        "ports": [
+            {"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "512Mi"},
@@ -189,7 +204,7 @@ def deployment(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
                     "annotations": {
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(
-                            GATEWAY_PORT if spec.gateway.enabled else ENGINE_PORT
+                            METRICS_PORT if spec.gateway.enabled else ENGINE_PORT
                         ),
                     },
                 },

@@ -12,7 +12,7 @@ from typing import Any
 
 from llm_operator.api.quantization import FLAGS
 from llm_operator.api.v1alpha1 import LLMDeploymentSpec
-from llm_operator.builders.common import ENGINE_PORT
+from llm_operator.builders.common import ENGINE_PORT, engine_host
 from llm_operator.config import OperatorConfig
 
 HEALTH_PATH = "/health"
@@ -43,7 +43,7 @@ def args(
         "--model-id",
         model_ref,
         "--hostname",
-        "0.0.0.0",
+        engine_host(spec.gateway.enabled),
         "--port",
         str(ENGINE_PORT),
         "--num-shard",

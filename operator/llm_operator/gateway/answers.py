@@ -1,5 +1,6 @@
-"""The answer's side of the proxy: confidential-data and language checks, usage, and the
-streamed relay that measures time to first token and the gaps between tokens."""
+"""The answer's side of the proxy: the whole answer or the streamed relay, which measures time
+to first token and the gaps between tokens, scrubs confidential data across chunks and counts
+usage."""
 
 from __future__ import annotations
 
@@ -12,80 +13,85 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from llm_operator.gateway import safety
+from llm_operator.gateway.checks import LANGUAGE_PREFIX_CHARS, WITHHELD, Checks
 from llm_operator.gateway.config import GatewayConfig
-from llm_operator.gateway.language import detect_language
-from llm_operator.gateway.limits import RateLimiter
 from llm_operator.gateway.metrics import GatewayMetrics
+from llm_operator.gateway.safety import Finding
+from llm_operator.gateway.scrub import StreamScrubber
 
-LANGUAGE_PREFIX_CHARS = 300
 # Cheap byte tests on SSE events (compact or spaced JSON), so most events are never parsed.
 TEXT_RE = re.compile(rb'"(?:content|text)":\s*"(?!")')
 FINISH_RE = re.compile(rb'"finish_reason":\s*"')
+DONE = b"data: [DONE]"
+
+
+@dataclass
+class Usage:
+    """What one request used, as far as the gateway saw it (the rate limit settles on it)."""
+
+    prompt: int = 0
+    completion: int = 0
+    streamed: int = 0
+    counted: bool = False  # the engine reported usage
+
+    def total(self) -> int:
+        return self.prompt + (self.completion if self.counted else self.streamed)
+
+
+def _streamed_fields(ch: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """(key, object, field) of each text a chunk carries for one choice."""
+    idx = ch.get("index", 0)
+    if "delta" not in ch:
+        return [(f"{idx}/text", ch, "text")] if isinstance(ch.get("text"), str) else []
+    delta = ch.get("delta")
+    if not isinstance(delta, dict):
+        return []
+    out = [
+        (f"{idx}/{name}", delta, name)
+        for name in ("content", "reasoning_content", "refusal")
+        if isinstance(delta.get(name), str)
+    ]
+    for call in delta.get("tool_calls") or []:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            out.append((f"{idx}/tool{call.get('index', 0)}", fn, "arguments"))
+    return out
 
 
 @dataclass
 class Answers:
     metrics: GatewayMetrics
-    limiter: RateLimiter
+    checks: Checks
 
-    def pii(self, cfg: GatewayConfig, text: str, where: str) -> tuple[str, list[str]]:
-        """Apply the safety mode to ``text``; returns the text to use and the types found."""
-        if cfg.pii == "off" or not text:
-            return text, []
-        findings = safety.detect(text)
-        for f in findings:
-            self.metrics.pii.labels(cfg.model, f.type, where, cfg.pii).inc()
-        types = sorted({f.type for f in findings})
-        if findings and cfg.pii == "redact":
-            return safety.redact(text, findings), types
-        return text, types
+    def _usage(self, cfg: GatewayConfig, key_id: str, usage: Usage) -> None:
+        self.metrics.prompt_tokens.labels(cfg.model, key_id).inc(usage.prompt)
+        self.metrics.completion_tokens.labels(cfg.model, key_id).inc(
+            usage.completion if usage.counted else usage.streamed
+        )
 
-    def answer_checks(
-        self, cfg: GatewayConfig, text: str, finish: str | None, expected: str | None
-    ) -> None:
-        model = cfg.model
-        if finish == "length":
-            self.metrics.truncated.labels(model).inc()
-        if not text.strip():
-            self.metrics.empty.labels(model).inc()
-            return
-        if expected:
-            detected = detect_language(text[:LANGUAGE_PREFIX_CHARS])
-            self.metrics.lang_checked.labels(model, expected).inc()
-            if detected and detected != expected:
-                self.metrics.lang_mismatch.labels(model, expected, detected).inc()
-
-    def finish_json(
+    async def finish_json(
         self,
         data: dict[str, Any],
         cfg: GatewayConfig,
         chat: bool,
         key_id: str,
         expected: str | None,
+        usage: Usage,
     ) -> web.Response:
         choice = (data.get("choices") or [{}])[0]
+        choice = choice if isinstance(choice, dict) else {}
         if chat:
             text = str((choice.get("message") or {}).get("content") or "")
         else:
             text = str(choice.get("text") or "")
-        new, types = self.pii(cfg, text, "response")
-        headers = {}
-        if types:
-            headers["X-LLM-Gateway-PII"] = ",".join(types)
-            if cfg.pii == "block":
-                new = "[withheld: the answer contained confidential data]"
-                choice["finish_reason"] = "content_filter"
-            if chat:
-                choice.setdefault("message", {})["content"] = new
-            else:
-                choice["text"] = new
-        self.answer_checks(cfg, text, choice.get("finish_reason"), expected)
-        usage = data.get("usage") or {}
-        self.metrics.prompt_tokens.labels(cfg.model, key_id).inc(usage.get("prompt_tokens", 0))
-        completion = int(usage.get("completion_tokens", 0))
-        self.metrics.completion_tokens.labels(cfg.model, key_id).inc(completion)
-        self.limiter.record(key_id, int(usage.get("total_tokens", completion)))
+        types = await self.checks.choices(cfg, data)
+        headers = {"X-LLM-Gateway-PII": ",".join(types)} if types else {}
+        self.checks.answer(cfg, text, choice.get("finish_reason"), expected)
+        reported = data.get("usage") or {}
+        usage.prompt = int(reported.get("prompt_tokens") or 0)
+        usage.completion = int(reported.get("completion_tokens") or 0)
+        usage.counted = True
+        self._usage(cfg, key_id, usage)
         return web.json_response(data, headers=headers)
 
     async def relay_stream(
@@ -96,6 +102,7 @@ class Answers:
         key_id: str,
         expected: str | None,
         t0: float,
+        usage: Usage,
         wants_usage: bool = True,
     ) -> None:
         """Forward SSE events as they arrive; measure TTFT and the gaps between tokens.
@@ -104,28 +111,31 @@ class Answers:
         event cut between reads goes out with the read that completes it). An event's JSON is
         parsed only when it must be: while the answer's first characters are collected for the
         language check, for the whole answer in ``flag`` mode, and for events carrying usage or
-        a finish reason. ``redact`` and ``block`` rewrite events, so they parse every event.
-        The engine is always asked for usage (``translate.for_engine``); the usage-only chunk
-        is dropped when the client did not ask for it, as OpenAI's API would not send it.
+        a finish reason. ``redact`` and ``block`` rewrite events through a window that spans
+        chunks (``scrub``), so they parse every event. The engine is always asked for usage
+        (``translate.for_engine``); the usage-only chunk is dropped when the client did not ask
+        for it, as OpenAI's API would not send it.
         """
         model = cfg.model
         ttft, itl = self.metrics.ttft.labels(model), self.metrics.itl.labels(model)
-        rewrite = cfg.pii in ("redact", "block")
+        scrubber = StreamScrubber(cfg.pii) if cfg.pii in ("redact", "block") else None
         keep_all = cfg.pii != "off"
         parts: list[str] = []
         collected = 0
         finish: str | None = None
         last: float | None = None
-        tokens = 0
-        usage: dict[str, Any] = {}
+        reported: dict[str, Any] = {}
         buf = b""
+        blocked = False
         async for chunk in upstream.content.iter_any():
             now = time.monotonic()
             buf += chunk
             ready: list[bytes] = []
-            while b"\n\n" in buf:
+            while b"\n\n" in buf and not blocked:
                 event, buf = buf.split(b"\n\n", 1)
                 if not event.startswith(b"data:") or event.endswith(b"[DONE]"):
+                    if scrubber is not None and event.endswith(b"[DONE]"):
+                        ready += self._flush(cfg, scrubber)
                     ready.append(event)
                     continue
                 has_text = TEXT_RE.search(event) is not None
@@ -135,54 +145,83 @@ class Answers:
                     else:
                         itl.observe(now - last)
                     last = now
-                    tokens += 1
+                    usage.streamed += 1
                 has_usage = b'"usage"' in event
                 need_json = (
-                    rewrite
-                    or keep_all
+                    keep_all
                     or has_usage
                     or (FINISH_RE.search(event) is not None)
                     or (has_text and collected < LANGUAGE_PREFIX_CHARS)
                 )
-                if need_json:
-                    try:
-                        data = json.loads(event[5:])
-                    except ValueError:
-                        data = {}
-                    if not isinstance(data, dict):
-                        data = {}
-                    usage = data.get("usage") or usage
-                    if has_usage and not wants_usage and not data.get("choices"):
-                        continue  # the usage-only chunk the gateway asked for, not the client
-                    for ch in data.get("choices") or []:
-                        finish = ch.get("finish_reason") or finish
-                        delta = ch.get("delta") or {}
-                        text = delta.get("content") if "delta" in ch else ch.get("text")
-                        if not text:
-                            continue
-                        if rewrite:
-                            new, types = self.pii(cfg, text, "response")
-                            if types:
-                                new = new if cfg.pii == "redact" else "[withheld]"
+                if not need_json:
+                    ready.append(event)
+                    continue
+                try:
+                    data = json.loads(event[5:])
+                except ValueError:
+                    data = {}
+                if not isinstance(data, dict):
+                    data = {}
+                reported = data.get("usage") or reported
+                if has_usage and not wants_usage and not data.get("choices"):
+                    continue  # the usage-only chunk the gateway asked for, not the client
+                changed = False
+                for ch in data.get("choices") or []:
+                    if not isinstance(ch, dict):
+                        continue
+                    finish = ch.get("finish_reason") or finish
+                    for key, obj, name in _streamed_fields(ch):
+                        text = obj[name]
+                        if scrubber is not None:
+                            rel = scrubber.feed(key, text, final=bool(ch.get("finish_reason")))
+                            self._count(cfg, rel.found)
+                            if rel.blocked:
+                                blocked = True
                                 if "delta" in ch:
-                                    delta["content"] = new
+                                    ch["delta"] = {"content": WITHHELD}
                                 else:
-                                    ch["text"] = new
-                                event = f"data: {json.dumps(data)}".encode()
-                            text = new
-                        parts.append(text)
-                        collected += len(text)
+                                    ch["text"] = WITHHELD
+                                ch["finish_reason"] = "content_filter"
+                                changed = True
+                                break
+                            changed = changed or rel.text != text
+                            obj[name] = text = rel.text
+                        if name in ("content", "text"):
+                            parts.append(text)
+                            collected += len(text)
+                if changed:
+                    event = b"data: " + json.dumps(data).encode()
                 ready.append(event)
+                if blocked:
+                    ready.append(DONE)
             if ready:
                 await out.write(b"\n\n".join(ready) + b"\n\n")
-        if buf:
+            if blocked:
+                upstream.close()  # the engine stops generating what nobody will see
+                break
+        if buf and not blocked:
             await out.write(buf)
         text = "".join(parts)
         if cfg.pii == "flag":
-            self.pii(cfg, text, "response")
-        self.answer_checks(cfg, text, finish, expected)
-        completion = int(usage.get("completion_tokens", tokens))
-        self.metrics.completion_tokens.labels(model, key_id).inc(completion)
-        if usage.get("prompt_tokens"):
-            self.metrics.prompt_tokens.labels(model, key_id).inc(usage["prompt_tokens"])
-        self.limiter.record(key_id, completion + int(usage.get("prompt_tokens", 0)))
+            self.checks.count(cfg, await self.checks.scan(text), "response")
+        self.checks.answer(cfg, text, finish, expected)
+        if reported:
+            usage.prompt = int(reported.get("prompt_tokens") or 0)
+            usage.completion = int(reported.get("completion_tokens") or 0)
+            usage.counted = True
+        self._usage(cfg, key_id, usage)
+
+    def _count(self, cfg: GatewayConfig, types: list[str]) -> None:
+        self.checks.count(cfg, [Finding(t, 0, 0) for t in types], "response")
+
+    def _flush(self, cfg: GatewayConfig, scrubber: StreamScrubber) -> list[bytes]:
+        """Events for the text still held when the stream ends without a finish reason."""
+        events = []
+        for key, rel in scrubber.flush().items():
+            self._count(cfg, rel.found)
+            idx, _, name = key.partition("/")
+            if rel.text and name in ("content", "text"):
+                body = {"delta": {"content": rel.text}} if name == "content" else {"text": rel.text}
+                choice = {"index": int(idx), **body}
+                events.append(b"data: " + json.dumps({"choices": [choice]}).encode())
+        return events

@@ -21,10 +21,9 @@ from typing import Any
 import aiohttp
 import yaml
 from aiohttp import web
-from prometheus_client import generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from llm_operator.gateway.answers import Answers
+from llm_operator.gateway.answers import Answers, Usage
+from llm_operator.gateway.checks import Checks
 from llm_operator.gateway.config import GatewayConfig
 from llm_operator.gateway.errors import RETRY_AFTER_ENGINE_DOWN, GatewayError, error_response
 from llm_operator.gateway.inbound import read_json
@@ -34,8 +33,10 @@ from llm_operator.gateway.metrics import GatewayMetrics
 from llm_operator.gateway.policy import (
     PolicyError,
     apply_generation_policy,
+    check_cost,
+    check_shape,
     prompt_texts,
-    set_prompt_texts,
+    worst_case_tokens,
 )
 from llm_operator.gateway.snapshot import Snapshot, load_keys, signature
 from llm_operator.gateway.translate import client_wants_usage, for_engine
@@ -54,23 +55,29 @@ class Gateway:
     _signature: tuple[Any, ...] = ()
     _session: aiohttp.ClientSession | None = None
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    checks: Checks = field(init=False)
     answers: Answers = field(init=False)
     _reloader: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self.answers = Answers(self.metrics, self.limiter)
+        self.checks = Checks(self.metrics)
+        self.answers = Answers(self.metrics, self.checks)
 
     # ------------------------------------------------------------------ config
     def load(self) -> None:
         if self.config_path is None:
             assert self.initial is not None
-            self.snapshot = Snapshot(self.initial, load_keys(self.initial.api_keys_dir))
-            self.metrics.initialize(self.initial.model, self._key_ids())
-            return
-        data = yaml.safe_load(self.config_path.read_text()) or {}
-        cfg = GatewayConfig.model_validate(data)
-        self.snapshot = Snapshot(cfg, load_keys(cfg.api_keys_dir))
-        self._signature = signature(self.config_path, cfg.api_keys_dir)
+            cfg = self.initial
+        else:
+            data = yaml.safe_load(self.config_path.read_text()) or {}
+            cfg = GatewayConfig.model_validate(data)
+            self._signature = signature(self.config_path, cfg.api_keys_dir)
+        self.snapshot = Snapshot(cfg, load_keys(cfg.api_keys_dir), cfg.api_keys_dir is not None)
+        if self.snapshot.keys_required and not self.snapshot.keys:
+            log.error(
+                "API keys are configured (%s) but none is usable: every request is refused",
+                cfg.api_keys_dir,
+            )
         self.metrics.initialize(cfg.model, self._key_ids())
 
     def _key_ids(self) -> list[str]:
@@ -110,7 +117,6 @@ class Gateway:
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/metrics", self._metrics)
         app.on_startup.append(self._startup)
         app.on_cleanup.append(self._cleanup)
         return app
@@ -138,6 +144,11 @@ class Gateway:
             if exc.status >= 400:
                 return error_response(exc.status, exc.reason, "http_error")
             raise
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as exc:  # a bug must still answer JSON, and log no request data
+            log.error("internal error on %s: %s", request.path, type(exc).__name__)
+            return error_response(500, "internal error", "internal_error")
 
     # ------------------------------------------------------------------ plain endpoints
     async def _healthz(self, _: web.Request) -> web.Response:
@@ -155,12 +166,6 @@ class Gateway:
             pass
         return error_response(
             503, "engine not ready", "engine_unavailable", {"Retry-After": RETRY_AFTER_ENGINE_DOWN}
-        )
-
-    async def _metrics(self, _: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(self.metrics.registry),
-            headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
 
     async def _models(self, request: web.Request) -> web.Response:
@@ -195,30 +200,41 @@ class Gateway:
         model = cfg.model
         t0 = time.monotonic()
         key_id = "none"
-        outcome = "ok"
+        outcome = "internal_error"
+        usage = Usage()
+        reservation = None
         self.metrics.in_flight.labels(model).inc()
         try:
             key_id = snap.authenticate(request.headers.get("Authorization", ""))
-            self.limiter.check(snap.config.rate_limit, key_id)
-            body = await read_json(request, cfg.max_body_bytes)
+            reservation = self.limiter.admit(cfg.rate_limit, key_id)
+            body = await read_json(request, cfg.max_body_bytes, cfg.read_timeout_seconds)
             if body.get("model") not in (None, model):
                 raise GatewayError(
                     404,
                     "bad_request",
-                    f"model {body['model']!r} not found; this endpoint serves {model!r}",
+                    f"model {str(body['model'])[:100]!r} not found; this endpoint serves {model!r}",
                     "model_not_found",
                 )
             body["model"] = model
             try:
+                check_shape(body, chat)
                 apply_generation_policy(body, cfg.generation, chat=chat)
+                choices = check_cost(body, cfg.generation)
                 wants_usage = client_wants_usage(body)
+                texts = prompt_texts(body, chat)
+            except PolicyError as exc:
+                raise GatewayError(400, "bad_request", str(exc), "invalid_request_error") from exc
+            worst = worst_case_tokens(body, sum(map(len, texts)), choices)
+            self.limiter.reserve_tokens(cfg.rate_limit, reservation, worst)
+            await self.checks.prompt(cfg, body)
+            usage.prompt = worst - worst_case_tokens(body, 0, choices)  # until the engine counts
+            try:
                 for_engine(body, cfg.engine, chat=chat)
             except PolicyError as exc:
                 raise GatewayError(400, "bad_request", str(exc), "invalid_request_error") from exc
-            texts = self._check_prompt(cfg, body, chat)
             expected = cfg.expected_language or detect_language(" ".join(texts[-1:]))
             resp, outcome = await self._forward(
-                request, snap, path, body, chat, key_id, expected, t0, wants_usage
+                request, snap, path, body, chat, key_id, expected, t0, wants_usage, usage
             )
             return resp
         except GatewayError as e:
@@ -228,28 +244,12 @@ class Gateway:
             outcome = "cancelled"
             raise
         finally:
+            if reservation is not None:  # every outcome keeps its place and what it used
+                reservation.settle(usage.total())
             self.metrics.in_flight.labels(model).dec()
             self.metrics.requests.labels(model, key_id, outcome).inc()
             if outcome == "ok":
                 self.metrics.e2e.labels(model).observe(time.monotonic() - t0)
-
-    def _check_prompt(self, cfg: GatewayConfig, body: dict[str, Any], chat: bool) -> list[str]:
-        texts = prompt_texts(body, chat)
-        out, found = [], []
-        for t in texts:
-            new, types = self.answers.pii(cfg, t, "prompt")
-            out.append(new)
-            found += types
-        if found and cfg.pii == "block":
-            raise GatewayError(
-                400,
-                "blocked",
-                "the prompt contains confidential data (" + ", ".join(sorted(set(found))) + ")",
-                "confidential_data",
-            )
-        if found and cfg.pii == "redact":
-            set_prompt_texts(body, chat, out)
-        return out
 
     async def _forward(
         self,
@@ -262,6 +262,7 @@ class Gateway:
         expected: str | None,
         t0: float,
         wants_usage: bool,
+        usage: Usage,
     ) -> tuple[web.StreamResponse, str]:
         cfg = snap.config
         assert self._session is not None
@@ -301,12 +302,17 @@ class Gateway:
                     )
                     await started.prepare(request)
                     await self.answers.relay_stream(
-                        upstream, started, cfg, key_id, expected, t0, wants_usage
+                        upstream, started, cfg, key_id, expected, t0, usage, wants_usage
                     )
                     await started.write_eof()
                     return started, "ok"
                 data = await upstream.json()
-                return self.answers.finish_json(data, cfg, chat, key_id, expected), "ok"
+                if not isinstance(data, dict):
+                    raise GatewayError(
+                        502, "upstream_error", "engine answered no object", "engine_error"
+                    )
+                resp = await self.answers.finish_json(data, cfg, chat, key_id, expected, usage)
+                return resp, "ok"
         except TimeoutError as exc:
             if upstream is not None:
                 upstream.close()  # drop the connection: the engine sees the cancellation
@@ -327,36 +333,3 @@ class Gateway:
         finally:
             if upstream is not None:
                 upstream.release()
-
-
-async def serve(gateway: Gateway, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(gateway.app(), handler_cancellation=True, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``llm-gateway`` console script."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="llm-gateway", description=__doc__)
-    ap.add_argument("--config", required=True, type=Path)
-    ap.add_argument("--host", default="0.0.0.0")
-    ap.add_argument("--port", type=int, default=8080)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-
-    async def run() -> None:
-        runner = await serve(Gateway(config_path=args.config), args.host, args.port)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    try:  # uvloop roughly halves the event loop's cost per relayed event (docs/gateway.md)
-        import uvloop
-
-        uvloop.run(run())
-    except ImportError:
-        asyncio.run(run())

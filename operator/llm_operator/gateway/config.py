@@ -11,6 +11,9 @@ from pydantic.alias_generators import to_camel
 CONFIG_FILE = "gateway.yaml"
 CONFIG_DIR = "/etc/llm-gateway"
 KEYS_DIR = "/var/run/llm-gateway/keys"
+# On the metrics port: the engine's own answers, relayed (it listens on the pod's loopback).
+ENGINE_METRICS_PATH = "/engine/metrics"
+ENGINE_HEALTH_PATH = "/engine/health"
 
 
 class _Model(BaseModel):
@@ -27,6 +30,7 @@ class GenerationPolicy(_Model):
     frequency_penalty: float | None = None
     repetition_penalty: float | None = None
     timeout_seconds: Annotated[float, Field(gt=0)] = 120.0
+    max_choices: Annotated[int, Field(ge=1)] = 4
     enforce: Literal["clamp", "reject"] = "clamp"
 
 
@@ -44,4 +48,5 @@ class GatewayConfig(_Model):
     expected_language: str | None = None
     rate_limit: RateLimitPolicy | None = None
     max_body_bytes: int = 1024 * 1024
+    read_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     api_keys_dir: str | None = None

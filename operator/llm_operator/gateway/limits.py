@@ -1,4 +1,11 @@
-"""Per-key rate limits over a sliding minute (requests and tokens)."""
+"""Per-key rate limits over a sliding minute (requests and tokens), reserved at admission.
+
+A request takes its place in the key's window when it is admitted, not when it ends: 30
+concurrent requests against 5 requests per minute get 5 admissions and 25 refusals. Its tokens
+are reserved as its worst case (the prompt's estimate plus ``max_tokens`` times the choices
+asked for) and corrected to the engine's count when it ends; a request that fails, times out or
+is cancelled keeps its place and the tokens it used (or its reservation when nobody counted).
+"""
 
 from __future__ import annotations
 
@@ -9,45 +16,83 @@ from dataclasses import dataclass, field
 from llm_operator.gateway.config import RateLimitPolicy
 from llm_operator.gateway.errors import GatewayError
 
+WINDOW_SECONDS = 60.0
+
+
+@dataclass(eq=False)
+class Entry:
+    at: float
+    tokens: int = 0
+    live: bool = True  # still inside the window
+
 
 @dataclass
 class RateWindow:
-    events: deque[tuple[float, int]] = field(default_factory=deque)
+    events: deque[Entry] = field(default_factory=deque)
+    tokens: int = 0  # the sum of the events' tokens, kept as they change
 
     def trim(self, now: float) -> None:
-        while self.events and now - self.events[0][0] >= 60:
-            self.events.popleft()
+        while self.events and now - self.events[0].at >= WINDOW_SECONDS:
+            old = self.events.popleft()
+            old.live = False
+            self.tokens -= old.tokens
 
     def retry_after(self, now: float) -> int:
-        return max(1, int(60 - (now - self.events[0][0])) + 1) if self.events else 1
+        if not self.events:
+            return 1
+        return max(1, int(WINDOW_SECONDS - (now - self.events[0].at)) + 1)
+
+
+def _refuse(what: str, w: RateWindow, now: float) -> GatewayError:
+    return GatewayError(
+        429,
+        "rate_limited",
+        f"{what} rate limit reached for this key",
+        "rate_limited",
+        {"Retry-After": str(w.retry_after(now))},
+    )
+
+
+@dataclass
+class Reservation:
+    window: RateWindow
+    entry: Entry
+
+    def settle(self, tokens: int) -> None:
+        """The request ended having used ``tokens``: correct its reservation (if still held)."""
+        if self.entry.live:
+            self.window.tokens += tokens - self.entry.tokens
+        self.entry.tokens = tokens
 
 
 @dataclass
 class RateLimiter:
     _windows: dict[str, RateWindow] = field(default_factory=dict)
 
-    def check(self, rl: RateLimitPolicy | None, key_id: str) -> None:
+    def admit(self, rl: RateLimitPolicy | None, key_id: str) -> Reservation | None:
+        """Take a place in the key's minute, or a 429 with ``Retry-After``."""
         if rl is None:
-            return
+            return None
         now = time.monotonic()
         w = self._windows.setdefault(key_id, RateWindow())
         w.trim(now)
         if rl.requests_per_minute and len(w.events) >= rl.requests_per_minute:
-            raise GatewayError(
-                429,
-                "rate_limited",
-                "request rate limit reached for this key",
-                "rate_limited",
-                {"Retry-After": str(w.retry_after(now))},
-            )
-        if rl.tokens_per_minute and sum(t for _, t in w.events) >= rl.tokens_per_minute:
-            raise GatewayError(
-                429,
-                "rate_limited",
-                "token rate limit reached for this key",
-                "rate_limited",
-                {"Retry-After": str(w.retry_after(now))},
-            )
+            raise _refuse("request", w, now)
+        if rl.tokens_per_minute and w.tokens >= rl.tokens_per_minute:
+            raise _refuse("token", w, now)
+        entry = Entry(now)
+        w.events.append(entry)
+        return Reservation(w, entry)
 
-    def record(self, key_id: str, tokens: int) -> None:
-        self._windows.setdefault(key_id, RateWindow()).events.append((time.monotonic(), tokens))
+    def reserve_tokens(
+        self, rl: RateLimitPolicy | None, res: Reservation | None, tokens: int
+    ) -> None:
+        """Reserve the request's worst case; a 429 when it does not fit in what is left (a
+        request alone in the window is let through: its cap is the policy's, not the client's).
+        """
+        if rl is None or res is None or not rl.tokens_per_minute:
+            return
+        used = res.window.tokens
+        if used > 0 and used + tokens > rl.tokens_per_minute:
+            raise _refuse("token", res.window, time.monotonic())
+        res.settle(tokens)

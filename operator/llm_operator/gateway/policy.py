@@ -63,6 +63,70 @@ def apply_generation_policy(body: dict[str, Any], policy: GenerationPolicy, *, c
             body[key] = policy.max_tokens
 
 
+def check_shape(body: dict[str, Any], chat: bool) -> None:
+    """The fields the gateway reads have the types the OpenAI API gives them."""
+    if chat:
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise PolicyError("messages must be a non-empty list of objects")
+        for m in messages:
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise PolicyError("messages must be objects with a string role")
+            content = m.get("content")
+            if content is not None and not isinstance(content, str | list):
+                raise PolicyError("a message's content must be a string or a list of parts")
+            for part in content if isinstance(content, list) else []:
+                if not isinstance(part, dict | str):
+                    raise PolicyError("content parts must be objects or strings")
+        return
+    prompt = body.get("prompt")
+    if isinstance(prompt, str):
+        return
+    if not isinstance(prompt, list) or not prompt:
+        raise PolicyError("prompt must be a string or a non-empty list")
+    if not (
+        all(isinstance(p, str) for p in prompt)
+        or all(isinstance(p, int) and not isinstance(p, bool) for p in prompt)
+        or all(isinstance(p, list) and all(isinstance(t, int) for t in p) for p in prompt)
+    ):
+        raise PolicyError("prompt must be strings, or token ids, not a mix")
+
+
+def _count(body: dict[str, Any], key: str, cap: int) -> int:
+    value = body.get(key)
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PolicyError(f"{key} must be a positive integer, got {value!r}")
+    if value > cap:
+        raise PolicyError(f"{key} {value} is over this deployment's cap of {cap} choices")
+    return value
+
+
+def check_cost(body: dict[str, Any], policy: GenerationPolicy) -> int:
+    """Refuse what forces work past the caps; return how many completions the request costs."""
+    if body.get("ignore_eos"):
+        raise PolicyError("ignore_eos is not allowed: it makes every answer run to max_tokens")
+    cap = policy.max_choices
+    choices = max(_count(body, "n", cap), _count(body, "best_of", cap))
+    min_tokens = body.get("min_tokens")
+    if min_tokens is not None:
+        if isinstance(min_tokens, bool) or not isinstance(min_tokens, int) or min_tokens < 0:
+            raise PolicyError(f"min_tokens must be a non-negative integer, got {min_tokens!r}")
+        longest = max((body.get(k) or 0) for k in ("max_tokens", "max_completion_tokens"))
+        if longest and min_tokens > longest:
+            raise PolicyError(f"min_tokens {min_tokens} is over max_tokens {longest}")
+        if policy.max_tokens is not None and min_tokens > policy.max_tokens:
+            raise PolicyError(f"min_tokens {min_tokens} is over the cap of {policy.max_tokens}")
+    return choices
+
+
+def worst_case_tokens(body: dict[str, Any], prompt_chars: int, choices: int) -> int:
+    """The tokens a request may use: its prompt (about 4 characters a token) and its cap."""
+    longest = max(int(body.get(k) or 0) for k in ("max_tokens", "max_completion_tokens"))
+    return prompt_chars // 4 + longest * choices
+
+
 def prompt_texts(body: dict[str, Any], chat: bool) -> list[str]:
     """The text the client sent, in order (message contents, or the prompt)."""
     if not chat:
@@ -84,20 +148,3 @@ def prompt_texts(body: dict[str, Any], chat: bool) -> list[str]:
                 if isinstance(p, dict) and p.get("type") == "text"
             ]
     return texts
-
-
-def set_prompt_texts(body: dict[str, Any], chat: bool, texts: list[str]) -> None:
-    """Write texts back in the order prompt_texts read them (used to redact)."""
-    it = iter(texts)
-    if not chat:
-        prompt = body.get("prompt", "")
-        body["prompt"] = [next(it) for _ in prompt] if isinstance(prompt, list) else next(it)
-        return
-    for m in body.get("messages") or []:
-        content = m.get("content")
-        if isinstance(content, str):
-            m["content"] = next(it)
-        elif isinstance(content, list):
-            for p in content:
-                if isinstance(p, dict) and p.get("type") == "text":
-                    p["text"] = next(it)

@@ -18,15 +18,26 @@ class Snapshot:
 
     config: GatewayConfig
     keys: dict[str, str]
+    keys_required: bool = False  # a key Secret is configured: no usable key means no entry
 
     def authenticate(self, header: str) -> str:
-        """The id of the key the bearer token matches, or a 401."""
+        """The id of the key the bearer token matches, or a 401 (a 503 when keys are required
+        and none is usable: a Secret with empty values never opens the door)."""
         if not self.keys:
+            if self.keys_required:
+                raise GatewayError(
+                    503,
+                    "unavailable",
+                    "no usable API key is configured for this endpoint",
+                    "auth_unavailable",
+                    {"Retry-After": "30"},
+                )
             return "anonymous"
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        given = token.encode("utf-8", "surrogateescape")  # aiohttp's decoding of raw bytes
         match = ""
         for key_id, key in self.keys.items():  # compare against every key: constant time
-            if hmac.compare_digest(token.encode(), key.encode()):
+            if hmac.compare_digest(given, key.encode()):
                 match = key_id
         if not match:
             raise GatewayError(

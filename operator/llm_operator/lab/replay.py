@@ -73,7 +73,7 @@ async def _one(
         "messages": [{"role": "user", "content": "w " * words}],
         "stream": True,
         "max_tokens": req.output_tokens,
-        "ignore_eos": True,
+        "min_tokens": req.output_tokens,  # the trace's length (the gateway refuses ignore_eos)
     }
     t0 = time.monotonic()
     first = None

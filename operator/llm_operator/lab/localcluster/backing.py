@@ -40,11 +40,12 @@ from llm_operator.builders.common import (
     ENGINE_PORT,
     GATEWAY_PORT,
     MANAGED_BY,
+    METRICS_PORT,
     config_map_name,
 )
 from llm_operator.gateway.app import Gateway
-from llm_operator.gateway.app import serve as serve_gateway
 from llm_operator.gateway.config import CONFIG_FILE, GatewayConfig
+from llm_operator.gateway.server import serve as serve_gateway
 from llm_operator.lab.localcluster.netns import in_private_network
 from llm_operator.lab.sim.engine import EngineSim
 from llm_operator.lab.sim.engine import serve as serve_engine
@@ -204,14 +205,18 @@ class PodBacking:
             if old.ip == ip:
                 await self._drop(old_key)
         data = yaml.safe_load((cm.data or {})[CONFIG_FILE])
-        data["engineUrl"] = f"http://{ip}:{ENGINE_PORT}"
+        # A pod's loopback is its own; here all pods share one network namespace, so each gets
+        # its own loopback address (127.<pod IP's last three bytes>): the engine is as
+        # unreachable from the pod IP as in a pod whose engine binds 127.0.0.1.
+        loopback = "127." + ip.split(".", 1)[1]
+        data["engineUrl"] = f"http://{loopback}:{ENGINE_PORT}"
         data.pop("apiKeysDir", None)  # Secrets are not mounted into simulated pods
-        urls = (f"http://{ip}:{GATEWAY_PORT}", f"http://{ip}:{ENGINE_PORT}")
+        urls = (f"http://{ip}:{GATEWAY_PORT}", f"http://{loopback}:{ENGINE_PORT}")
         if self.engine_command is None:
             sim = self.sim_factory(namespace, deployment)
-            runners = [await serve_engine(sim, ip, ENGINE_PORT)]
+            runners = [await serve_engine(sim, loopback, ENGINE_PORT)]
             gw = Gateway(initial=GatewayConfig.model_validate(data))
-            runners.append(await serve_gateway(gw, ip, GATEWAY_PORT))
+            runners.append(await serve_gateway(gw, ip, GATEWAY_PORT, METRICS_PORT))
             self.backends[key] = Backend(namespace, deployment, pod, ip, *urls, sim, runners)
             return
         assert self.workdir is not None, "process mode needs a workdir"
@@ -220,8 +225,18 @@ class PodBacking:
         cfg.write_text(yaml.safe_dump(data))
         gateway = str(Path(sys.executable).parent / "llm-gateway")
         argvs = [
-            self.engine_command(namespace, deployment, ip, ENGINE_PORT),
-            [gateway, "--config", str(cfg), "--host", ip, "--port", str(GATEWAY_PORT)],
+            self.engine_command(namespace, deployment, loopback, ENGINE_PORT),
+            [
+                gateway,
+                "--config",
+                str(cfg),
+                "--host",
+                ip,
+                "--port",
+                str(GATEWAY_PORT),
+                "--metrics-port",
+                str(METRICS_PORT),
+            ],
         ]
         procs = []
         with (self.workdir / f"{namespace}-{pod}.log").open("ab") as log:

@@ -331,7 +331,7 @@ class EngineSim:
     def _answer(
         self, prompt: str, last_user: str, max_tokens: int, exact: bool = False
     ) -> tuple[list[str], str]:
-        if exact:  # vLLM's ignore_eos: generate exactly max_tokens (trace replay)
+        if exact:  # ignore_eos, or min_tokens = max_tokens: exactly max_tokens (trace replay)
             vocab = WORDS.get(self.language, WORDS["en"])
             return [vocab[i % len(vocab)] + " " for i in range(max_tokens)], "length"
         if last_user.startswith("Repeat:"):
@@ -365,7 +365,10 @@ class EngineSim:
             body.get("max_tokens") or body.get("max_completion_tokens") or self.default_max_tokens
         )
         output, finish = self._answer(
-            prompt, last_user, max_tokens, exact=bool(body.get("ignore_eos"))
+            prompt,
+            last_user,
+            max_tokens,
+            exact=bool(body.get("ignore_eos")) or int(body.get("min_tokens") or 0) >= max_tokens,
         )
         req = SimRequest(prompt_tokens=max(1, int(len(prompt.split()) * 1.3)), output=output)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:12]}"

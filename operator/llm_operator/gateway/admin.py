@@ -1,0 +1,47 @@
+"""The gateway's second port: its own metrics, and the engine's metrics and health read through
+it (the engine listens on the pod's loopback only, so nothing else reaches it)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from llm_operator.gateway.config import ENGINE_HEALTH_PATH, ENGINE_METRICS_PATH
+from llm_operator.gateway.errors import error_response
+
+if TYPE_CHECKING:
+    from llm_operator.gateway.app import Gateway
+
+
+def admin_app(gateway: Gateway) -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(gateway.metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
+
+    async def engine(request: web.Request) -> web.Response:
+        """The engine's own /metrics or /health, as the engine answered it."""
+        snap = gateway.snapshot
+        assert snap is not None
+        path = "/metrics" if request.path == ENGINE_METRICS_PATH else "/health"
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s,
+                s.get(f"{snap.config.engine_url}{path}") as r,
+            ):
+                body = await r.read()
+                ctype = r.headers.get("Content-Type", "text/plain")
+                return web.Response(status=r.status, body=body, headers={"Content-Type": ctype})
+        except (aiohttp.ClientError, TimeoutError):
+            return error_response(503, "engine not reachable", "engine_unavailable")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get(ENGINE_METRICS_PATH, engine)
+    app.router.add_get(ENGINE_HEALTH_PATH, engine)
+    return app
