@@ -83,7 +83,8 @@ def test_gpu_limits_probes_shm_and_secret_ref() -> None:
     sp = c["startupProbe"]
     assert sp["periodSeconds"] * sp["failureThreshold"] >= 1800
     # the engine listens on the pod's loopback: the kubelet asks the gateway, which asks it
-    assert sp["httpGet"] == {"path": "/engine/health", "port": "metrics"}
+    # (by number: the kubelet looks a port name up in the probed container's ports only)
+    assert sp["httpGet"] == {"path": "/engine/health", "port": 9090}
     assert "ports" not in c and "127.0.0.1" in c["args"]
     assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
     token = next(e for e in c["env"] if e["name"] == "HF_TOKEN")

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from llm_operator.gateway import safety
+from llm_operator.gateway.checksums import cnpj_ok, cpf_ok, iban_ok, luhn_ok
 from llm_operator.gateway.fields import Joined, ShapeError, strings
-from llm_operator.gateway.safety import cnpj_ok, cpf_ok, detect, iban_ok, luhn_ok, redact
+from llm_operator.gateway.safety import detect, redact
 from llm_operator.gateway.scrub import StreamScrubber
 
 
@@ -182,3 +183,10 @@ def test_block_mode_stops_at_the_first_finding() -> None:
     results = [scrubber.feed("0/content", p) for p in ["mail ", "ana@example.org", " and"]]
     assert any(r.blocked for r in results)
     assert "ana@" not in "".join(r.text for r in results)
+
+
+def test_text_without_spaces_is_not_held_to_the_end() -> None:
+    # Chinese has no spaces: each ideograph is a place to cut, so the window still moves.
+    scrubber = StreamScrubber("redact")
+    released = [scrubber.feed("0/content", "我们今天讨论模型部署的问题") for _ in range(8)]
+    assert sum(map(len, (r.text for r in released))) >= 13 * 8 - 48

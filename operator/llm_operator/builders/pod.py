@@ -37,7 +37,7 @@ from llm_operator.gateway.config import (
 )
 
 
-def _probe(path: str, port: str, period: int, failures: int, timeout: int = 5) -> Manifest:
+def _probe(path: str, port: str | int, period: int, failures: int, timeout: int = 5) -> Manifest:
     return {
         "httpGet": {"path": path, "port": port},
         "periodSeconds": period,
@@ -80,7 +80,9 @@ def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     if spec.model.cache is not None:
         mounts.append({"name": "model-store", "mountPath": CACHE_MOUNT, "readOnly": True})
     behind = spec.gateway.enabled
-    health, port = (ENGINE_HEALTH_PATH, "metrics") if behind else (engine.HEALTH_PATH, "engine")
+    # The kubelet resolves a named probe port among the probed container's own ports only
+    # (k8s.io/kubernetes pkg/probe/util.go FindPortByName), so the gateway's is a number here.
+    health, port = (ENGINE_HEALTH_PATH, METRICS_PORT) if behind else (engine.HEALTH_PATH, "engine")
     container: Manifest = {
         "name": "engine",
         "image": _engine_image(obj, config),

@@ -30,10 +30,9 @@ def admin_app(gateway: Gateway) -> web.Application:
         assert snap is not None
         path = "/metrics" if request.path == ENGINE_METRICS_PATH else "/health"
         try:
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s,
-                s.get(f"{snap.config.engine_url}{path}") as r,
-            ):
+            async with gateway.session.get(
+                f"{snap.config.engine_url}{path}", timeout=aiohttp.ClientTimeout(total=5)
+            ) as r:
                 body = await r.read()
                 ctype = r.headers.get("Content-Type", "text/plain")
                 return web.Response(status=r.status, body=body, headers={"Content-Type": ctype})

@@ -16,7 +16,6 @@ from aiohttp import web
 from llm_operator.gateway.checks import LANGUAGE_PREFIX_CHARS, WITHHELD, Checks
 from llm_operator.gateway.config import GatewayConfig
 from llm_operator.gateway.metrics import GatewayMetrics
-from llm_operator.gateway.safety import Finding
 from llm_operator.gateway.scrub import StreamScrubber
 
 # Cheap byte tests on SSE events (compact or spaced JSON), so most events are never parsed.
@@ -56,6 +55,21 @@ def _streamed_fields(ch: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]
         if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
             out.append((f"{idx}/tool{call.get('index', 0)}", fn, "arguments"))
     return out
+
+
+def _put(ch: dict[str, Any], name: str, text: str) -> None:
+    """Append released ``text`` to field ``name`` of a streamed choice (see _streamed_fields)."""
+    if not text:
+        return
+    if name == "text":
+        ch["text"] = (ch.get("text") or "") + text
+        return
+    delta = ch.setdefault("delta", {})
+    if name.startswith("tool"):
+        call = {"index": int(name[4:]), "function": {"arguments": text}}
+        delta.setdefault("tool_calls", []).append(call)
+    else:
+        delta[name] = (delta.get(name) or "") + text
 
 
 @dataclass
@@ -174,7 +188,7 @@ class Answers:
                         text = obj[name]
                         if scrubber is not None:
                             rel = scrubber.feed(key, text, final=bool(ch.get("finish_reason")))
-                            self._count(cfg, rel.found)
+                            self.checks.count(cfg, rel.found, "response")
                             if rel.blocked:
                                 blocked = True
                                 if "delta" in ch:
@@ -189,6 +203,13 @@ class Answers:
                         if name in ("content", "text"):
                             parts.append(text)
                             collected += len(text)
+                    if scrubber is not None and ch.get("finish_reason") and not blocked:
+                        # the finish chunk often carries no text: it takes what is still held
+                        for key, rel in scrubber.flush(f"{ch.get('index', 0)}/").items():
+                            self.checks.count(cfg, rel.found, "response")
+                            _put(ch, key.partition("/")[2], rel.text)
+                            parts.append(rel.text if key.endswith(("/content", "/text")) else "")
+                            changed = True
                 if changed:
                     event = b"data: " + json.dumps(data).encode()
                 ready.append(event)
@@ -201,9 +222,11 @@ class Answers:
                 break
         if buf and not blocked:
             await out.write(buf)
+        if scrubber is not None and not blocked and (tail := self._flush(cfg, scrubber)):
+            await out.write(b"\n\n".join(tail) + b"\n\n")  # the stream ended without [DONE]
         text = "".join(parts)
         if cfg.pii == "flag":
-            self.checks.count(cfg, await self.checks.scan(text), "response")
+            self.checks.count(cfg, [f.type for f in await self.checks.scan(text)], "response")
         self.checks.answer(cfg, text, finish, expected)
         if reported:
             usage.prompt = int(reported.get("prompt_tokens") or 0)
@@ -211,17 +234,13 @@ class Answers:
             usage.counted = True
         self._usage(cfg, key_id, usage)
 
-    def _count(self, cfg: GatewayConfig, types: list[str]) -> None:
-        self.checks.count(cfg, [Finding(t, 0, 0) for t in types], "response")
-
     def _flush(self, cfg: GatewayConfig, scrubber: StreamScrubber) -> list[bytes]:
         """Events for the text still held when the stream ends without a finish reason."""
         events = []
         for key, rel in scrubber.flush().items():
-            self._count(cfg, rel.found)
+            self.checks.count(cfg, rel.found, "response")
             idx, _, name = key.partition("/")
-            if rel.text and name in ("content", "text"):
-                body = {"delta": {"content": rel.text}} if name == "content" else {"text": rel.text}
-                choice = {"index": int(idx), **body}
-                events.append(b"data: " + json.dumps({"choices": [choice]}).encode())
+            choice: dict[str, Any] = {"index": int(idx)}
+            _put(choice, name, rel.text)
+            events.append(b"data: " + json.dumps({"choices": [choice]}).encode())
         return events

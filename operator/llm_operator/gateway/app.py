@@ -63,6 +63,12 @@ class Gateway:
         self.checks = Checks(self.metrics)
         self.answers = Answers(self.metrics, self.checks)
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The one client session to the engine (proxy, readiness, the metrics port's relays)."""
+        assert self._session is not None, "the app has not started"
+        return self._session
+
     # ------------------------------------------------------------------ config
     def load(self) -> None:
         if self.config_path is None:
@@ -155,9 +161,9 @@ class Gateway:
         return web.json_response({"status": "ok"})
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        assert self.snapshot is not None and self._session is not None
+        assert self.snapshot is not None
         try:
-            async with self._session.get(
+            async with self.session.get(
                 f"{self.snapshot.config.engine_url}/health", timeout=aiohttp.ClientTimeout(total=2)
             ) as r:
                 if r.status == 200:
@@ -224,10 +230,12 @@ class Gateway:
                 texts = prompt_texts(body, chat)
             except PolicyError as exc:
                 raise GatewayError(400, "bad_request", str(exc), "invalid_request_error") from exc
-            worst = worst_case_tokens(body, sum(map(len, texts)), choices)
-            self.limiter.reserve_tokens(cfg.rate_limit, reservation, worst)
+            prompt_chars = sum(map(len, texts))
+            self.limiter.reserve_tokens(
+                cfg.rate_limit, reservation, worst_case_tokens(body, prompt_chars, choices)
+            )
             await self.checks.prompt(cfg, body)
-            usage.prompt = worst - worst_case_tokens(body, 0, choices)  # until the engine counts
+            usage.prompt = prompt_chars // 4  # until the engine counts
             try:
                 for_engine(body, cfg.engine, chat=chat)
             except PolicyError as exc:
@@ -265,7 +273,6 @@ class Gateway:
         usage: Usage,
     ) -> tuple[web.StreamResponse, str]:
         cfg = snap.config
-        assert self._session is not None
         url = f"{cfg.engine_url}{path}"
         stream = bool(body.get("stream"))
         upstream: aiohttp.ClientResponse | None = None
@@ -273,7 +280,7 @@ class Gateway:
         try:
             async with asyncio.timeout(cfg.generation.timeout_seconds):
                 try:
-                    upstream = await self._session.post(url, json=body)
+                    upstream = await self.session.post(url, json=body)
                 except aiohttp.ClientConnectionError as exc:
                     raise GatewayError(
                         503,

@@ -41,10 +41,11 @@ class Checks:
                 503, "unavailable", "the confidential-data check ran out of time", "scan_timeout"
             ) from exc
 
-    def count(self, cfg: GatewayConfig, findings: list[Finding], where: str) -> list[str]:
-        for f in findings:
-            self.metrics.pii.labels(cfg.model, f.type, where, cfg.pii).inc()
-        return sorted({f.type for f in findings})
+    def count(self, cfg: GatewayConfig, types: list[str], where: str) -> list[str]:
+        """Count each finding's type; the distinct types, sorted."""
+        for t in types:
+            self.metrics.pii.labels(cfg.model, t, where, cfg.pii).inc()
+        return sorted(set(types))
 
     async def prompt(self, cfg: GatewayConfig, body: dict[str, Any]) -> None:
         """Scan every string of the request; refuse (block) or rewrite (redact) in place."""
@@ -66,7 +67,7 @@ class Checks:
                 413, "bad_request", "the request has more text than is checked", "too_much_text"
             )
         findings = await self.scan(joined.text)
-        types = self.count(cfg, findings, "prompt")
+        types = self.count(cfg, [f.type for f in findings], "prompt")
         if not findings or cfg.pii == "flag":
             return
         if cfg.pii == "block":
@@ -95,7 +96,7 @@ class Checks:
             had_logprobs, logprobs = "logprobs" in choice, choice.pop("logprobs", None)
             joined = Joined.of(choice)
             findings = await self.scan(joined.text)
-            found.update(self.count(cfg, findings, "response"))
+            found.update(self.count(cfg, [f.type for f in findings], "response"))
             if findings and cfg.pii == "block":
                 if isinstance(choice.get("message"), dict):
                     choice["message"] = {"role": "assistant", "content": WITHHELD}

@@ -31,6 +31,8 @@ OUTCOMES = (
     "upstream_error",
     "blocked",
     "cancelled",
+    "unavailable",  # no usable key, or the confidential-data scan ran out of time: 503
+    "internal_error",
 )
 LATENCY_BUCKETS = (
     0.005,

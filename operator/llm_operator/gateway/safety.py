@@ -34,7 +34,6 @@ from llm_operator.gateway.checksums import (
     luhn_ok,
 )
 
-__all__ = ["MAX_SCAN_CHARS", "Finding", "cnpj_ok", "cpf_ok", "detect", "iban_ok", "luhn_ok"]
 MAX_SCAN_CHARS = 1 << 20  # the gateway refuses to pass more unscanned text (block/redact)
 
 
@@ -73,6 +72,12 @@ def _normalise(text: str) -> tuple[str, list[int]]:
         return text, []
     deleted = [m.start() - i for i, m in enumerate(_DELETED_RE.finditer(text))]
     return text.translate(_TABLE), deleted
+
+
+def breaks_tokens(c: str) -> bool:
+    """Whether ``c`` can never be inside a finding: whitespace, or a character outside ASCII
+    that normalisation does not fold into it (a CJK ideograph, an accented letter)."""
+    return c.isspace() or (not c.isascii() and ord(c) not in _TABLE)
 
 
 def _original(k: int, shifts: list[int]) -> int:

@@ -27,7 +27,9 @@ class _NoRequestData(logging.Filter):
 
 def quiet_server_logs() -> None:
     for name in ("aiohttp.server", "aiohttp.web", "aiohttp.access"):
-        logging.getLogger(name).addFilter(_NoRequestData())
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoRequestData) for f in logger.filters):
+            logger.addFilter(_NoRequestData())
 
 
 async def serve(
