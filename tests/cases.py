@@ -109,6 +109,39 @@ INVALID = [
         "schema",
         "cannot stream s3:// weights",
     ),
+    # Credentials and the operator's own settings never come in through env or flags.
+    *(
+        Bad(f"env-{n.lower()}", _set("spec.engine.env", [{"name": n, "value": "x"}]), "schema", e)
+        for n, e in (
+            ("hf_token", "must not carry credentials"),
+            ("AWS_SESSION_TOKEN", "must not carry credentials"),
+            ("VLLM_API_KEY", "must not carry credentials"),
+            ("S3_ACCESS_KEY_ID", "must not carry credentials"),
+            ("NGROK_AUTHTOKEN", "must not carry credentials"),
+            ("HF_HUB_OFFLINE", "the operator sets them"),
+        )
+    ),
+    *(
+        Bad(
+            f"arg-{a.strip('-').split('=')[0]}",
+            _set("spec.engine.extraArgs", [a, "x"]),
+            "schema",
+            "must not set where the engine listens",
+        )
+        for a in ("--host=0.0.0.0", "--hos", "-p", "--hf-token", "--api-key", "--ngrok")
+    ),
+    Bad(
+        "engine-image-elsewhere",
+        _set("spec.engine.image", "docker.io/someone/vllm-openai:latest"),
+        "operator",
+        "spec.engine.image 'docker.io/someone/vllm-openai:latest' is not an allowed image",
+    ),
+    Bad(
+        "gateway-image-lookalike",
+        _set("spec.gateway", {"image": "ghcr.io/llmops-dev/llm-gateway.evil.io/gw:1"}),
+        "operator",
+        "is not an allowed image",
+    ),
     Bad(
         "70b-131k-context-on-2-h100",
         lambda m: m["spec"].update(

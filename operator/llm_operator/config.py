@@ -74,10 +74,30 @@ class EngineImages(ConfigModel):
     gateway: str = "ghcr.io/llmops-dev/llm-gateway:0.1.0"
 
 
+# Repositories whose images an LLMDeployment may run (engine.image, gateway.image): the
+# upstream vLLM and TGI images and this project's gateway, whatever the tag or digest. An entry
+# ending in "/*" admits every repository under that path (e.g. a mirror: "registry.corp/ml/*").
+DEFAULT_ALLOWED_IMAGES = (
+    "docker.io/vllm/vllm-openai",
+    "ghcr.io/huggingface/text-generation-inference",
+    "ghcr.io/llmops-dev/llm-gateway",
+)
+
+
+class PrometheusTLS(ConfigModel):
+    # PEM bundle of the CAs that sign Prometheus's certificate (else the system's).
+    ca_file: str | None = None
+    # Turns verification off: only for a lab; the operator logs a warning at start.
+    insecure_skip_verify: bool = False
+
+
 class OperatorConfig(ConfigModel):
     gpu_profiles: dict[str, GPUProfile] = Field(default_factory=_default_profiles)
     images: EngineImages = EngineImages()
+    allowed_images: list[str] = list(DEFAULT_ALLOWED_IMAGES)
+    # Credentials in the URL (https://user:pass@host) are sent as basic auth and never shown.
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    prometheus_tls: PrometheusTLS = PrometheusTLS()
     # Namespace of the Prometheus that scrapes the pods (allowed by their NetworkPolicy).
     metrics_namespace: str = "monitoring"
     # Labels of the Prometheus pods there (the Prometheus Operator sets this one on them).

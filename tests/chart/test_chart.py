@@ -108,24 +108,79 @@ EXPECTED_RULES = {
     ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch", "delete"},
     ("monitoring.coreos.com", "servicemonitors"): {"get", "create", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
+    # The opt-in label of a Secret an LLMDeployment names, read as metadata by name.
+    ("", "secrets"): {"get"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
+}
+CLUSTER_SCOPED_RULES = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
 }
 
 
-def test_cluster_role_grants_exactly_what_the_operator_uses(render: Render) -> None:
+def _granted(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     granted: dict[tuple[str, str], set[str]] = {}
-    for rule in one(render(), "ClusterRole")["rules"]:
+    for rule in role["rules"]:
         assert "resourceNames" not in rule
         for group in rule["apiGroups"]:
             for res in rule["resources"]:
                 granted.setdefault((group, res), set()).update(rule["verbs"])
-    assert granted == EXPECTED_RULES
+    return granted
+
+
+def test_cluster_role_grants_exactly_what_the_operator_uses(render: Render) -> None:
+    assert _granted(one(render(), "ClusterRole")) == EXPECTED_RULES | CLUSTER_SCOPED_RULES
+    assert not [o for o in render() if o["kind"] in ("Role", "RoleBinding")]
     binding = one(render(), "ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "rel-llm-operator", "namespace": "ops"}
     ]
+
+
+def test_watched_namespaces_get_a_role_each_and_nothing_cluster_wide(render: Render) -> None:
+    objs = render("--set=watchNamespaces={team-a,team-b}")
+    assert not [o for o in objs if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    roles = {o["metadata"]["namespace"]: o for o in objs if o["kind"] == "Role"}
+    assert set(roles) == {"team-a", "team-b"}
+    for role in roles.values():
+        assert _granted(role) == EXPECTED_RULES
+    bindings = [o for o in objs if o["kind"] == "RoleBinding"]
+    assert {b["metadata"]["namespace"] for b in bindings} == {"team-a", "team-b"}
+    for b in bindings:
+        assert b["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "rel-llm-operator",
+        }
+        assert b["subjects"] == [
+            {"kind": "ServiceAccount", "name": "rel-llm-operator", "namespace": "ops"}
+        ]
+
+
+def test_leader_election_in_watched_namespaces_uses_a_kopf_peering_in_each(
+    render: Render,
+) -> None:
+    objs = render("--set=watchNamespaces={team-a,team-b}", replicaCount="2")
+    peerings = [o for o in objs if o["kind"] == "KopfPeering"]
+    assert {p["metadata"]["namespace"] for p in peerings} == {"team-a", "team-b"}
+    assert {p["metadata"]["name"] for p in peerings} == {"rel-llm-operator"}
+    assert not [o for o in objs if o["kind"] == "ClusterKopfPeering"]
+    for role in (o for o in objs if o["kind"] == "Role"):
+        assert _granted(role)[("kopf.dev", "kopfpeerings")] == {"list", "watch", "patch", "get"}
+
+
+def test_a_prometheus_ca_config_map_is_mounted_and_named_in_the_config(render: Render) -> None:
+    objs = render(**{"prometheusCa.configMapName": "prom-ca"})
+    cm = next(
+        o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-config")
+    )
+    config = OperatorConfig.model_validate(yaml.safe_load(cm["data"]["config.yaml"]))
+    assert config.prometheus_tls.ca_file == "/etc/llm-operator/prometheus-ca/ca.crt"
+    assert config.prometheus_tls.insecure_skip_verify is False
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert {"name": "prometheus-ca", "configMap": {"name": "prom-ca"}} in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert any(m["mountPath"] == "/etc/llm-operator/prometheus-ca" for m in mounts)
 
 
 def test_rbac_and_service_account_can_be_brought_by_the_user(render: Render) -> None:
@@ -187,4 +242,4 @@ def test_install_yaml_is_the_chart_rendered(bin_dir: Any) -> None:
     assert committed == rendered, "manifests/install.yaml is stale: run `make manifests`"
     kinds = [d["kind"] for d in yaml.safe_load_all(committed) if d]
     assert kinds[0] == "Namespace"
-    assert kinds.count("CustomResourceDefinition") == 2
+    assert kinds.count("CustomResourceDefinition") == 3  # LLMDeployment, both kopf peerings

@@ -166,10 +166,12 @@ class OperatorProcess:
         log: Path,
         kubeconfig: Path | None = None,
         config: Path | None = None,
+        args: list[str] | None = None,
     ):
         self.cluster, self.log_path = cluster, log
         self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.config = config
+        self.args = list(args or [])
         self.metrics_port = lc.free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -186,6 +188,7 @@ class OperatorProcess:
         ]
         if self.config:
             args += ["--config", str(self.config)]
+        args += self.args
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 args,

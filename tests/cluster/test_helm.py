@@ -45,8 +45,10 @@ def test_install_establishes_the_crd_and_creates_the_operator(
         ("patch", "llmdeployments.llmops.dev/scale", True),
         ("create", "deployments.apps", True),
         ("create", "events", True),
-        ("get", "secrets", False),
+        # A Secret an LLMDeployment names is read by name for its opt-in label; never listed.
+        ("get", "secrets", True),
         ("list", "secrets", False),
+        ("watch", "secrets", False),
         ("delete", "nodes", False),
         ("create", "clusterroles.rbac.authorization.k8s.io", False),
         ("update", "llmdeployments.llmops.dev", False),
@@ -70,14 +72,7 @@ def test_an_action_outside_the_role_is_denied(
         "create", "secret", "generic", "hf-token", "-n", namespace, "--from-literal=token=hf_secret"
     )
     denied = cluster.kubectl(
-        "--kubeconfig",
-        str(chart_kubeconfig),
-        "get",
-        "secret",
-        "hf-token",
-        "-n",
-        namespace,
-        check=False,
+        "--kubeconfig", str(chart_kubeconfig), "get", "secrets", "-n", namespace, check=False
     )
     assert denied.returncode != 0
     assert "forbidden" in denied.stderr.lower()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from llm_operator.builders.common import SECRET_OPT_IN_LABEL
 from llm_operator.lab import localcluster as lc
 from tests.cases import INVALID, Bad, base
 from tests.cluster.conftest import (
@@ -65,6 +66,11 @@ def children(cluster: lc.LocalCluster, namespace: str, kind: str) -> list[dict[s
 def test_samples_create_owned_children_and_become_ready(
     cluster: lc.LocalCluster, operator: OperatorProcess, namespace: str, sample: Path
 ) -> None:
+    # The samples that name a Secret need it there and opted in, as the README says.
+    cluster.kubectl(
+        "create", "secret", "generic", "hf-token", "-n", namespace, "--from-literal=token=hf_x"
+    )
+    cluster.kubectl("label", "secret", "hf-token", "-n", namespace, f"{SECRET_OPT_IN_LABEL}=true")
     cluster.kubectl("apply", "-n", namespace, "-f", str(sample))
     name = yaml.safe_load(sample.read_text())["metadata"]["name"]
     obj = wait_ready(cluster, name, namespace)

@@ -75,7 +75,14 @@ async def make_stack(tmp_path: Path) -> AsyncIterator[StackFactory]:
         path = tmp_path / f"gateway-{gport}.yaml"
         path.write_text(yaml.safe_dump(cfg))
         gw = Gateway(config_path=path, reload_interval=0.05)
-        runners.append(await serve_gateway(gw, "127.0.0.1", gport, mport))
+        for attempt in range(3):  # a free port can be taken before it is bound: pick again
+            try:
+                runners.append(await serve_gateway(gw, "127.0.0.1", gport, mport))
+                break
+            except OSError:
+                if attempt == 2:
+                    raise
+                gport, mport = free_port(), free_port()
         session = aiohttp.ClientSession()
         sessions.append(session)
         return Stack(

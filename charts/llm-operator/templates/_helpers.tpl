@@ -51,3 +51,48 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "llm-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* The rules on namespaced resources: in the ClusterRole, or in a Role per watched namespace. */}}
+{{- define "llm-operator.namespacedRules" -}}
+# The LLMDeployments: watched by kopf, annotated with its progress (patch).
+- apiGroups: [llmops.dev]
+  resources: [llmdeployments]
+  verbs: [get, list, watch, patch]
+# Status written by server-side apply; replicas changed through /scale by the autoscaler.
+- apiGroups: [llmops.dev]
+  resources: [llmdeployments/status, llmdeployments/scale]
+  verbs: [get, patch]
+# Children, applied server-side (create + patch) and pruned when the spec drops them.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [services, configmaps, persistentvolumeclaims]
+  verbs: [get, create, patch, delete]
+# The model cache's fill Job: applied, replaced when the model changes, watched for status.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, create, patch, delete]
+- apiGroups: [monitoring.coreos.com]
+  resources: [servicemonitors]
+  verbs: [get, create, patch, delete]
+# Pod readiness and scheduling failures feed the status.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+# A Secret an LLMDeployment names must carry llmops.dev/allow-reference=true: the operator
+# reads its metadata only (PartialObjectMetadata), by name; never list or watch.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+# Events explain every decision.
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}

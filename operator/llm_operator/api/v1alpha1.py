@@ -9,7 +9,6 @@ anything reaches a GPU). ``tests/unit/test_api.py`` checks that both reject the 
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
@@ -34,6 +33,9 @@ from llm_operator.api.base import ApiModel as ApiModel
 from llm_operator.api.base import SecretKeyRef as SecretKeyRef
 from llm_operator.api.base import SecretRef as SecretRef
 from llm_operator.api.base import cel as cel
+from llm_operator.api.engine import Engine as Engine
+from llm_operator.api.engine import EngineKind as EngineKind
+from llm_operator.api.engine import EnvVar as EnvVar
 from llm_operator.api.gateway import Enforce as Enforce
 from llm_operator.api.gateway import Gateway as Gateway
 from llm_operator.api.gateway import Generation as Generation
@@ -153,44 +155,6 @@ class ModelSource(ApiModel):
     @property
     def location(self) -> str:
         return self.uri.split("://", 1)[1]
-
-
-class EngineKind(StrEnum):
-    VLLM = "vllm"
-    TGI = "tgi"
-
-
-class EnvVar(ApiModel):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)]
-    value: Annotated[str, Field(max_length=4096)] = ""
-
-
-class Engine(ApiModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "!has(self.env) || self.env.all(e, !(e.name in "
-                    "['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'AWS_SECRET_ACCESS_KEY']))",
-                    "engine.env must not carry credentials; use model.credentialsSecretRef",
-                )
-            ]
-        }
-    )
-
-    kind: EngineKind = EngineKind.VLLM
-    image: Annotated[str | None, Field(max_length=512)] = None
-    extra_args: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=64)] = []
-    env: Annotated[list[EnvVar], Field(max_length=64)] = []
-
-    @model_validator(mode="after")
-    def _no_credentials_in_env(self) -> Engine:
-        for e in self.env:
-            if e.name in {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "AWS_SECRET_ACCESS_KEY"}:
-                raise ValueError(
-                    "engine.env must not carry credentials; use model.credentialsSecretRef"
-                )
-        return self
 
 
 class GPU(ApiModel):

@@ -13,16 +13,20 @@ ServiceMonitor copies from the pods' ``llmops.dev/deployment`` label (podTargetL
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from llm_operator.autoscaling.policy import Signals
 from llm_operator.builders.common import DEPLOYMENT_LABEL_PROMETHEUS
+from llm_operator.config import PrometheusTLS
 from llm_operator.engines import tgi, vllm
 from llm_operator.gateway import metrics as gw
 
+log = logging.getLogger("llm_operator.signals")
 FRESHNESS_METRICS = (gw.IN_FLIGHT, vllm.WAITING, tgi.QUEUE)
 
 
@@ -35,21 +39,54 @@ class MetricsSource(Protocol):
 
 
 class PrometheusSource:
-    """The real source, through prometheus-api-client."""
+    """The real source, through prometheus-api-client.
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    Credentials in the URL (``https://user:pass@host``) are taken out of it and sent as basic
+    auth; everything the operator shows (``url``, error messages that reach status and Events)
+    names the host only. TLS is verified (``tls.ca_file`` or the system's CAs) unless
+    ``tls.insecure_skip_verify``.
+    """
+
+    def __init__(self, url: str, timeout: float = 5.0, tls: PrometheusTLS | None = None) -> None:
+        import requests
         from prometheus_api_client import PrometheusConnect
 
-        self.url = url
-        self._prom = PrometheusConnect(url=url, disable_ssl=True)
+        tls = tls or PrometheusTLS()
+        self.url, auth = split_credentials(url)
+        self._secrets = [s for s in auth or () if s]
+        session = requests.Session()
+        session.verify = False if tls.insecure_skip_verify else (tls.ca_file or True)
+        if tls.insecure_skip_verify:
+            log.warning("TLS verification of Prometheus at %s is off", self.url)
+        self._prom = PrometheusConnect(url=self.url, auth=auth, session=session)
         self._timeout = timeout
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         try:
             result = self._prom.custom_query(promql, params={"timeout": f"{self._timeout:g}s"})
         except Exception as exc:  # the client raises requests' and its own errors
-            raise PrometheusUnavailable(f"{self.url}: {exc}") from exc
+            raise PrometheusUnavailable(f"{self.url}: {self._describe(exc)}") from exc
         return list(result)
+
+    def _describe(self, exc: Exception) -> str:
+        """The error's kind and a short, credential-free text (no query, no secret)."""
+        text = str(exc).split(" with url:", 1)[0]
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return f"{type(exc).__name__}: {text[:200]}"
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``https://user:pass@host:9090/p`` -> (``https://host:9090/p``, (user, pass))."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(parts.username or ""), unquote(parts.password or ""))
 
 
 def selector(namespace: str, name: str) -> str:

@@ -6,9 +6,12 @@ from __future__ import annotations
 from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.builders.common import (
     DEPLOYMENT_LABEL,
+    ENGINE_UID,
     MANAGED_BY,
     REPLACE_ANNOTATION,
+    container_security,
     metadata,
+    pod_security,
 )
 from llm_operator.builders.kinds import (
     CACHE_MARKER,
@@ -47,11 +50,7 @@ def _wait_for_cache(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
         ],
         "volumeMounts": [{"name": "model-store", "mountPath": CACHE_MOUNT, "readOnly": True}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security(ENGINE_UID),
     }
 
 
@@ -85,7 +84,10 @@ def model_cache_job(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     store = cache_claim(obj)
     assert store is not None
     profile = config.gpu_profiles[spec.resources.gpu.profile]
-    env: list[Manifest] = [{"name": "HF_HOME", "value": f"{CACHE_MOUNT}/.hf"}]
+    env: list[Manifest] = [
+        {"name": "HF_HOME", "value": f"{CACHE_MOUNT}/.hf"},
+        {"name": "HOME", "value": "/tmp"},  # the image's is /root, which its user cannot write
+    ]
     creds = spec.model.credentials_secret_ref
     if creds is not None:
         env.append(
@@ -130,11 +132,7 @@ def model_cache_job(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
                             "env": env,
                             "resources": {"requests": {"cpu": "1", "memory": "2Gi"}},
                             "volumeMounts": [{"name": "model-store", "mountPath": CACHE_MOUNT}],
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                            },
+                            "securityContext": container_security(ENGINE_UID),
                         }
                     ],
                     "volumes": [
@@ -144,6 +142,7 @@ def model_cache_job(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
                     "tolerations": [t.model_dump(exclude_none=True) for t in profile.tolerations],
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
+                    "securityContext": pod_security(),
                 },
             },
         },

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from llm_operator.api.quantization import BYTES_PER_PARAMETER
 from llm_operator.api.v1alpha1 import LLMDeploymentSpec
+from llm_operator.builders import images
 from llm_operator.config import OperatorConfig
 
 GIB = 1024**3
@@ -41,6 +42,26 @@ def estimated_kv_bytes_per_token(parameters_billions: float) -> int:
 
 
 def check(spec: LLMDeploymentSpec, config: OperatorConfig) -> CheckResult:
+    """May this spec run here (its images), and does the model fit?"""
+    return check_images(spec, config) or check_fit(spec, config)
+
+
+def check_images(spec: LLMDeploymentSpec, config: OperatorConfig) -> CheckResult | None:
+    """An image the spec names must be in ``allowedImages`` or be one the config names."""
+    patterns = [*config.allowed_images, *config.images.model_dump().values()]
+    for field, ref in (("engine.image", spec.engine.image), ("gateway.image", spec.gateway.image)):
+        if ref is not None and not images.allowed(ref, patterns):
+            known = ", ".join(config.allowed_images)
+            return CheckResult(
+                False,
+                "ImageNotAllowed",
+                f"spec.{field} {ref!r} is not an allowed image; the operator's allowedImages "
+                f"are: {known}",
+            )
+    return None
+
+
+def check_fit(spec: LLMDeploymentSpec, config: OperatorConfig) -> CheckResult:
     """Does the model fit the way the engine will check it at start?
 
     vLLM takes ``--gpu-memory-utilization`` of every GPU; from that it subtracts the weights and

@@ -20,6 +20,9 @@ def prometheus_label(label: str) -> str:
 
 # The same label on every series Prometheus scrapes from a replica: llmops_dev_deployment.
 DEPLOYMENT_LABEL_PROMETHEUS = prometheus_label(DEPLOYMENT_LABEL)
+# A Secret an LLMDeployment may name (credentialsSecretRef, apiKeySecretRef) carries this label
+# with the value "true": a tenant cannot point a GPU pod at any Secret of the namespace.
+SECRET_OPT_IN_LABEL = "llmops.dev/allow-reference"
 # On a child whose spec cannot change (a Job): a different value means delete and create again.
 REPLACE_ANNOTATION = "llmops.dev/replace-when-changed"
 COMPONENT = "inference"
@@ -35,6 +38,38 @@ def engine_host(gateway_enabled: bool) -> str:
 
 
 SERVICE_PORT = 80
+
+# Every container the operator builds runs as a numeric non-root user with no capabilities,
+# no privilege escalation and the runtime's seccomp profile: Pod Security "restricted"
+# (k8s.io/pod-security-admission policy/check_*.go). The engine images run as root upstream;
+# here they get their own user and a writable HOME (ENGINE_HOME), the pod's fsGroup makes the
+# volumes they write (caches, the model store) group-writable.
+ENGINE_UID = 1000
+GATEWAY_UID = 65532
+POD_FS_GROUP = 65532
+ENGINE_HOME = "/home/engine"
+
+
+def container_security(uid: int, *, read_only_root: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if read_only_root:
+        out["readOnlyRootFilesystem"] = True
+    return out
+
+
+def pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "fsGroup": POD_FS_GROUP,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def selector_labels(name: str) -> dict[str, str]:

@@ -8,12 +8,17 @@ import math
 from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.builders.cache import _wait_for_cache
 from llm_operator.builders.common import (
+    ENGINE_HOME,
     ENGINE_PORT,
+    ENGINE_UID,
     GATEWAY_PORT,
+    GATEWAY_UID,
     METRICS_PORT,
     config_map_name,
+    container_security,
     labels,
     metadata,
+    pod_security,
     selector_labels,
     served_name,
 )
@@ -63,6 +68,7 @@ def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
                 }
             )
     env.append({"name": "HF_HOME", "value": engine.CACHE_PATH})
+    env.append({"name": "HOME", "value": ENGINE_HOME})  # vLLM, torch and triton write caches here
     if spec.model.cache is not None:  # the weights are on the volume: never reach the hub
         env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
     limits: dict[str, str] = {GPU_RESOURCE: str(spec.resources.gpu.count)}
@@ -73,6 +79,7 @@ def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
         requests["memory"] = limits["memory"] = spec.resources.memory
     mounts = [
         {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "engine-home", "mountPath": ENGINE_HOME},
         {"name": "model-cache", "mountPath": engine.CACHE_PATH},
     ]
     if spec.model.scheme == "pvc":
@@ -96,13 +103,9 @@ def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
         "readinessProbe": _probe(health, port, 5, 3),
         "livenessProbe": _probe(health, port, 10, 6, timeout=10),
         "volumeMounts": mounts,
-        # Upstream vLLM and TGI images run as root and write to their cache paths, so the engine
-        # keeps its user; it still loses every capability and privilege escalation.
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        # Upstream vLLM and TGI images run as root; here the engine has its own user and writes
+        # only to its volumes (HOME, HF_HOME, /dev/shm).
+        "securityContext": container_security(ENGINE_UID),
     }
     if not behind:
         container["ports"] = [{"name": "engine", "containerPort": ENGINE_PORT, "protocol": "TCP"}]
@@ -138,15 +141,7 @@ def _gateway_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
         "readinessProbe": _probe("/readyz", "http", 5, 3),
         "livenessProbe": _probe("/healthz", "http", 10, 3),
         "volumeMounts": mounts,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 65532,
-            "runAsGroup": 65532,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security(GATEWAY_UID, read_only_root=True),
     }
 
 
@@ -161,6 +156,7 @@ def deployment(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
             "emptyDir": {"medium": "Memory", "sizeLimit": f"{2 * spec.resources.gpu.count}Gi"},
         },
         {"name": "model-cache", "emptyDir": {}},
+        {"name": "engine-home", "emptyDir": {"sizeLimit": "10Gi"}},
     ]
     if spec.model.scheme == "pvc":
         claim = spec.model.location.split("/", 1)[0]
@@ -219,10 +215,7 @@ def deployment(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 60,
-                    "securityContext": {
-                        "fsGroup": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security(),
                 },
             },
         },

@@ -34,6 +34,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 8
     settings.peering.standalone = memo.get("peering") is None
+    # Confined to namespaces, the operator has no cluster-wide rights: kopf then serves exactly
+    # the namespaces given and the resources present at start, without listing namespaces or
+    # watching CRDs (it retried those for a minute and logged 403s before falling back).
+    settings.scanning.disabled = bool(memo.get("namespaces"))
     if memo.get("metrics_port"):
         start_http_server(memo["metrics_port"], registry=memo["autoscaler"].metrics.registry)
     if memo.get("peering"):
@@ -118,11 +122,15 @@ def run(
     peering: str | None = None,
     metrics_port: int | None = None,
 ) -> None:
-    autoscaler = Autoscaler(
-        kube=kube, config=config, source=PrometheusSource(config.prometheus_url)
-    )
+    source = PrometheusSource(config.prometheus_url, tls=config.prometheus_tls)
+    autoscaler = Autoscaler(kube=kube, config=config, source=source)
     memo = kopf.Memo(
-        config=config, kube=kube, peering=peering, autoscaler=autoscaler, metrics_port=metrics_port
+        config=config,
+        kube=kube,
+        peering=peering,
+        autoscaler=autoscaler,
+        metrics_port=metrics_port,
+        namespaces=list(namespaces or []),
     )
     asyncio.run(
         kopf.operator(

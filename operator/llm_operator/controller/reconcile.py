@@ -17,10 +17,10 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from llm_operator.api.parse import Invalid, parse
-from llm_operator.api.v1alpha1 import LLMDeploymentStatus, Phase
+from llm_operator.api.v1alpha1 import LLMDeployment, LLMDeploymentStatus, Phase
 from llm_operator.builders import checks
 from llm_operator.builders.children import build_all
-from llm_operator.builders.common import selector_string
+from llm_operator.builders.common import SECRET_OPT_IN_LABEL, selector_string
 from llm_operator.builders.kinds import (
     ALL_KINDS,
     JOB,
@@ -70,6 +70,33 @@ def mark_invalid(kube: Kube, body: dict[str, Any], problem: Invalid) -> None:
         post_event(body, "Warning", "Invalid", problem.message)
 
 
+# How often a spec whose Secret is missing or not opted in is checked again (the Secret is not
+# watched: the operator may only get Secrets it is pointed at, never list or watch them).
+SECRET_RECHECK_SECONDS = 20
+
+
+def secret_problem(kube: Kube, obj: LLMDeployment) -> Invalid | None:
+    """Every Secret the spec names must exist and carry ``SECRET_OPT_IN_LABEL: "true"``."""
+    ns = obj.metadata.namespace
+    refs = [
+        ("model.credentialsSecretRef", obj.spec.model.credentials_secret_ref),
+        ("gateway.apiKeySecretRef", obj.spec.gateway.api_key_secret_ref),
+    ]
+    for field, ref in refs:
+        if ref is None:
+            continue
+        found = kube.secret_labels(ns, ref.name)
+        if found is None:
+            return Invalid("SecretNotFound", f"spec.{field}: Secret {ref.name!r} not found in {ns}")
+        if found.get(SECRET_OPT_IN_LABEL) != "true":
+            return Invalid(
+                "SecretNotAllowed",
+                f"spec.{field}: Secret {ref.name!r} does not allow LLMDeployments to use it; "
+                f"label it {SECRET_OPT_IN_LABEL}=true",
+            )
+    return None
+
+
 def reconcile(kube: Kube, config: OperatorConfig, body: dict[str, Any]) -> None:
     obj = parse(body)
     if isinstance(obj, Invalid):
@@ -79,6 +106,14 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict[str, Any]) -> None:
     if not verdict.ok:
         mark_invalid(kube, body, Invalid(verdict.reason, verdict.message))
         return
+    try:
+        problem = secret_problem(kube, obj)
+    except ApiException as exc:
+        raise kopf.TemporaryError(f"reading a Secret's labels: {exc.status}", delay=5) from exc
+    if problem is not None:
+        mark_invalid(kube, body, problem)
+        # Checked again until the Secret is there and opted in; the running children stay.
+        raise kopf.TemporaryError(problem.message, delay=SECRET_RECHECK_SECONDS)
 
     meta = obj.metadata
     try:

@@ -12,11 +12,12 @@ from typing import Any
 
 from llm_operator.api.quantization import FLAGS
 from llm_operator.api.v1alpha1 import LLMDeploymentSpec
-from llm_operator.builders.common import ENGINE_PORT, engine_host
+from llm_operator.builders.common import ENGINE_HOME, ENGINE_PORT, engine_host
 from llm_operator.config import OperatorConfig
 
 HEALTH_PATH = "/health"
-CACHE_PATH = "/root/.cache/huggingface"
+# The image's default HF_HOME is under /root, which the engine's non-root user cannot reach.
+CACHE_PATH = f"{ENGINE_HOME}/.cache/huggingface"
 TOKEN_ENV = "HF_TOKEN"
 
 # Metrics (Prometheus names; counters without their _total suffix). Every series carries

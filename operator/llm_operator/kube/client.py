@@ -6,6 +6,7 @@ raw API objects are parsed into typed states here and nowhere else.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from llm_operator.builders.common import REPLACE_ANNOTATION
 from llm_operator.builders.kinds import JOB, SERVICE_MONITOR
 from llm_operator.kube.states import DeploymentState, JobState, Manifest, PodState
 
+# The object's metadata only (k8s.io/apimachinery meta/v1 PartialObjectMetadata).
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
@@ -206,6 +209,24 @@ class Kube:
                 return None
             raise
         return JobState.parse(j.to_dict())
+
+    def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's labels, or None when it does not exist.
+
+        Read as ``PartialObjectMetadata`` (the API server drops ``data``), so no secret value
+        ever enters the operator's memory; RBAC still asks for ``get secrets``.
+        """
+        try:
+            resp = client.CoreV1Api(self.api).read_namespaced_secret(
+                name, namespace, _headers={"Accept": METADATA_ONLY}, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raw: Any = resp.read() if hasattr(resp, "read") else resp.data
+        meta = json.loads(raw).get("metadata") or {}
+        return dict(meta.get("labels") or {})
 
     def list_pods(self, namespace: str, selector: str) -> list[PodState]:
         pods = client.CoreV1Api(self.api).list_namespaced_pod(namespace, label_selector=selector)

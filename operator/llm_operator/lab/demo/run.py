@@ -24,6 +24,7 @@ import yaml
 from rich.console import Console, Group
 from rich.live import Live
 
+from llm_operator.builders.common import SECRET_OPT_IN_LABEL
 from llm_operator.lab import localcluster as lc
 from llm_operator.lab.demo.phases import (
     SAMPLES,
@@ -137,6 +138,14 @@ def run_demo(
             "operator running; every Ready pod is backed by an engine simulator "
             "and the real gateway; applying manifests/samples/*.yaml"
         )
+        # vllm-basic names the hub token Secret: created and opted in as the README says (a
+        # placeholder value; the simulated engines download nothing).
+        for cmd in (
+            ("create", "secret", "generic", "hf-token", "--from-literal=token=hf_placeholder"),
+            ("label", "secret", "hf-token", f"{SECRET_OPT_IN_LABEL}=true"),
+        ):
+            cluster.kubectl(*cmd)
+            console.print("  $ kubectl " + " ".join(c for c in cmd if "placeholder" not in c))
         names = []
         for sample in sorted(SAMPLES.glob("*.yaml")):
             out = cluster.kubectl("apply", "-f", str(sample))

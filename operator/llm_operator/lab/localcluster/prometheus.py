@@ -13,9 +13,11 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -47,6 +49,8 @@ class LocalPrometheus:
     _owns: bool = False
     targets: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] | None = None
+    # Prometheus's own web configuration (--web.config.file): tls_server_config, basic_auth_users.
+    web_config: dict[str, Any] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -54,7 +58,8 @@ class LocalPrometheus:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        tls = bool((self.web_config or {}).get("tls_server_config"))
+        return f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def log(self) -> Path:
@@ -94,16 +99,21 @@ class LocalPrometheus:
         self.config_file.write_text(yaml.safe_dump(cfg))
         if self.config is None:
             self.set_targets(self.targets)
+        args = [
+            self.binary,
+            f"--config.file={self.config_file}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+            "--log.level=warn",
+        ]
+        if self.web_config is not None:
+            web = self.workdir / "web.yml"
+            web.write_text(yaml.safe_dump(self.web_config))
+            args.append(f"--web.config.file={web}")
         log = self.log.open("wb")
         self._proc = subprocess.Popen(
-            [
-                self.binary,
-                f"--config.file={self.config_file}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
-                "--log.level=warn",
-            ],
+            args,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -114,9 +124,16 @@ class LocalPrometheus:
             if self._proc.poll() is not None:
                 raise PrometheusError("prometheus exited: " + self.log.read_text()[-2000:])
             try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
+                # Readiness only: behind a web config it may answer with TLS and ask for a
+                # password, which says it is up as well as a 200 does.
+                ctx = ssl._create_unverified_context()
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1, context=ctx) as r:
                     if r.status == 200:
                         return
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    return
+                time.sleep(0.1)
             except OSError:
                 time.sleep(0.1)
         raise PrometheusError("prometheus not ready in 30 s: " + self.log.read_text()[-2000:])
