@@ -59,6 +59,29 @@ def condition(obj: Any, type_: str) -> dict[str, Any]:
     return next((c for c in conds if c["type"] == type_), {})
 
 
+def wait_condition(
+    cluster: lc.LocalCluster,
+    name: str,
+    namespace: str,
+    type_: str,
+    *,
+    status: str | None = None,
+    reason: str | None = None,
+    timeout: float = 60,
+) -> Any:
+    """Wait until llmd/name has condition ``type_`` with this status and/or reason; return it."""
+
+    def met() -> Any:
+        obj = llmd(cluster, name, namespace)
+        cond = condition(obj, type_)
+        ok = (status is None or cond.get("status") == status) and (
+            reason is None or cond.get("reason") == reason
+        )
+        return ok and cond and obj
+
+    return wait_for(met, timeout, what=f"llmd/{name} {type_} {status or ''} {reason or ''}")
+
+
 def events(
     cluster: lc.LocalCluster, name: str, namespace: str, reason: str | None = None
 ) -> list[dict[str, Any]]:

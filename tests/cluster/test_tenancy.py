@@ -26,6 +26,7 @@ from tests.cluster.conftest import (
     forbidden_calls,
     get_json,
     llmd,
+    wait_condition,
     wait_for,
 )
 
@@ -140,11 +141,7 @@ def test_an_llmdeployment_becomes_ready_in_a_restricted_namespace(
     """End to end: the ReplicaSet controller creates the operator's pods through the same
     admission; a refused pod would never run and the object never be Ready."""
     apply(cluster, base("strict", replicas=2), restricted)
-    wait_for(
-        lambda: condition(llmd(cluster, "strict", restricted), "Ready").get("status") == "True",
-        90,
-        what="llmd/strict Ready under PodSecurity restricted",
-    )
+    wait_condition(cluster, "strict", restricted, "Ready", status="True", timeout=90)
     rs = get_json(cluster, "replicasets", "-n", restricted)["items"]
     failures = [
         c
@@ -169,15 +166,7 @@ def test_a_secret_must_opt_in_before_an_llmdeployment_may_use_it(
     m = base("keyed")
     m["spec"]["gateway"] = {"apiKeySecretRef": {"name": "team-keys"}}
     apply(cluster, m, namespace)
-    obj = wait_for(
-        lambda: (
-            (o := llmd(cluster, "keyed", namespace))
-            and condition(o, "Valid").get("reason") == "SecretNotAllowed"
-            and o
-        ),
-        60,
-        what="Valid=False SecretNotAllowed",
-    )
+    obj = wait_condition(cluster, "keyed", namespace, "Valid", reason="SecretNotAllowed")
     assert condition(obj, "Valid")["status"] == "False"
     assert SECRET_OPT_IN_LABEL in condition(obj, "Valid")["message"]
     assert any("team-keys" in e["message"] for e in events(cluster, "keyed", namespace, "Invalid"))
@@ -198,10 +187,6 @@ def test_a_secret_must_opt_in_before_an_llmdeployment_may_use_it(
 
     # The Secret's owner opts in: the operator checks again on its own and builds.
     cluster.kubectl("label", "secret", "team-keys", "-n", namespace, f"{SECRET_OPT_IN_LABEL}=true")
-    wait_for(
-        lambda: condition(llmd(cluster, "keyed", namespace), "Ready").get("status") == "True",
-        90,
-        what="llmd/keyed Ready after the Secret opted in",
-    )
+    wait_condition(cluster, "keyed", namespace, "Ready", status="True", timeout=90)
     assert value not in operator.log_path.read_text(errors="replace")
     assert forbidden_calls(operator) == []

@@ -83,3 +83,56 @@ def test_conditions_are_a_map_list_keyed_by_type() -> None:
     conds = status["properties"]["conditions"]
     assert conds["x-kubernetes-list-type"] == "map"
     assert conds["x-kubernetes-list-map-keys"] == ["type"]
+
+
+# An object the API server accepts must be one the operator can always handle: the Deployment it
+# builds copies engine.env and extraArgs, and etcd refuses a request over 1.5 MiB
+# (--max-request-bytes). Bytes per character at worst (UTF-8), a map key's bound (a label key:
+# 253 + 1 + 63, held by a CEL rule), and room for what the operator adds to the pod.
+ETCD_REQUEST_LIMIT = 1536 * 1024
+POD_OVERHEAD = 64 * 1024
+UTF8 = 4
+LABEL_KEY = 317
+
+
+def _worst_case_bytes(node: dict[str, Any], path: str, unbounded: list[str]) -> int:
+    """An upper bound of the JSON size of any value the schema accepts; unbounded strings,
+    lists and maps are reported."""
+    kind = node.get("type")
+    if "enum" in node:
+        return max(len(str(e)) for e in node["enum"]) + 2
+    if kind == "string":
+        if "maxLength" not in node:
+            unbounded.append(path)
+            return 0
+        return UTF8 * int(node["maxLength"]) + 2
+    if kind in ("number", "integer"):
+        return 32
+    if kind == "boolean":
+        return 5
+    if kind == "array":
+        if "maxItems" not in node:
+            unbounded.append(path)
+        item = _worst_case_bytes(node["items"], f"{path}[]", unbounded)
+        return int(node.get("maxItems", 0)) * (item + 1) + 2
+    if kind == "object":
+        total = 2
+        for key, sub in (node.get("properties") or {}).items():
+            total += len(key) + 4 + _worst_case_bytes(sub, f"{path}.{key}", unbounded)
+        values = node.get("additionalProperties")
+        if isinstance(values, dict):
+            if "maxProperties" not in node:
+                unbounded.append(f"{path}{{}}")
+            value = _worst_case_bytes(values, f"{path}{{}}", unbounded)
+            total += int(node.get("maxProperties", 0)) * (UTF8 * LABEL_KEY + 4 + value)
+        return total
+    unbounded.append(f"{path} ({kind})")
+    return 0
+
+
+def test_every_spec_the_schema_accepts_fits_what_the_operator_builds_from_it() -> None:
+    schema = crd.render()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    unbounded: list[str] = []
+    worst = _worst_case_bytes(schema["properties"]["spec"], "spec", unbounded)
+    assert unbounded == [], "every string, list and map of the spec needs a bound"
+    assert worst + POD_OVERHEAD <= ETCD_REQUEST_LIMIT, f"worst-case spec {worst:,} bytes"

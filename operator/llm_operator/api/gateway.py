@@ -92,7 +92,8 @@ class Gateway(ApiModel):
         default=None, description="Secret whose keys are key ids and values are API keys"
     )
     expected_language: Annotated[
-        str | None, Field(pattern=r"^[a-z]{2}$", description="ISO 639-1 code of the answers")
+        str | None,
+        Field(pattern=r"^[a-z]{2}$", max_length=2, description="ISO 639-1 code of the answers"),
     ] = None
     safety: Safety = Safety()
     rate_limit: RateLimit | None = Field(default=None, description="Per API key")

@@ -90,7 +90,8 @@ class ModelCache(ApiModel):
         ),
     ] = None
     size: Annotated[
-        str | None, Field(pattern=QUANTITY_PATTERN, description="Size of the claim, e.g. 40Gi")
+        str | None,
+        Field(pattern=QUANTITY_PATTERN, max_length=64, description="Size of the claim, e.g. 40Gi"),
     ] = None
 
     @model_validator(mode="after")
@@ -170,8 +171,8 @@ class GPU(ApiModel):
 
 class Resources(ApiModel):
     gpu: GPU = GPU()
-    cpu: Annotated[str | None, Field(pattern=QUANTITY_PATTERN)] = None
-    memory: Annotated[str | None, Field(pattern=QUANTITY_PATTERN)] = None
+    cpu: Annotated[str | None, Field(pattern=QUANTITY_PATTERN, max_length=64)] = None
+    memory: Annotated[str | None, Field(pattern=QUANTITY_PATTERN, max_length=64)] = None
 
 
 class Quantization(ApiModel):
@@ -205,13 +206,36 @@ class Quantization(ApiModel):
 
 
 class Access(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.allowedPodSelector) || "
+                    "self.allowedPodSelector.all(k, size(k) <= 317)",
+                    "allowedPodSelector keys are label keys: at most 317 characters",
+                )
+            ]
+        }
+    )
+
     allowed_namespaces: Annotated[
-        list[Annotated[str, Field(pattern=K8S_NAME_PATTERN)]],
-        Field(description="Namespaces whose pods may call the gateway; empty means own only"),
+        list[Annotated[str, Field(pattern=K8S_NAME_PATTERN, max_length=63)]],
+        Field(
+            max_length=64,
+            description="Namespaces whose pods may call the gateway; empty means own only",
+        ),
     ] = []
+    # Label keys are at most 253 (prefix) + 1 + 63 characters, values 63.
     allowed_pod_selector: Annotated[
-        dict[str, str], Field(description="Labels of pods allowed to call the gateway")
+        dict[str, Annotated[str, Field(max_length=63)]],
+        Field(max_length=16, description="Labels of pods allowed to call the gateway"),
     ] = {}
+
+    @model_validator(mode="after")
+    def _label_keys(self) -> Access:
+        if any(len(k) > 317 for k in self.allowed_pod_selector):
+            raise ValueError("allowedPodSelector keys are label keys: at most 317 characters")
+        return self
 
 
 def _engine_quant_rules() -> list[JsonValue]:

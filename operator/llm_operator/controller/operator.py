@@ -12,10 +12,12 @@ from prometheus_client import start_http_server
 from llm_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from llm_operator.autoscaling.actuator import Autoscaler
 from llm_operator.autoscaling.signals import PrometheusSource
-from llm_operator.builders.common import DEPLOYMENT_LABEL, MANAGED_BY
+from llm_operator.builders.common import COMPONENT, DEPLOYMENT_LABEL, MANAGED_BY
 from llm_operator.config import OperatorConfig
 from llm_operator.controller import reconcile as rec
+from llm_operator.controller.diffbase import SpecDigestStorage
 from llm_operator.kube.client import Kube
+from llm_operator.kube.states import PodState
 
 OWNED: dict[str, Any] = {
     "app.kubernetes.io/managed-by": MANAGED_BY,
@@ -26,7 +28,7 @@ OWNED: dict[str, Any] = {
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = SpecDigestStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # our own Events are posted explicitly
@@ -64,8 +66,8 @@ RETRY_BACKOFF = 15
 @kopf.on.resume(GROUP, VERSION, PLURAL, backoff=RETRY_BACKOFF)
 @kopf.on.create(GROUP, VERSION, PLURAL, backoff=RETRY_BACKOFF)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", backoff=RETRY_BACKOFF)
-def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    rec.reconcile(_kube(memo), _config(memo), dict(body))
+def reconcile(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
+    rec.reconcile(_kube(memo), _config(memo), dict(body), pods=_pods(kw["replica_pods"]))
 
 
 def _autoscaling_enabled(spec: kopf.Spec, **_: Any) -> bool:
@@ -87,30 +89,48 @@ async def autoscale(
         await stopped.wait(interval)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
-def deployment_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
-    if type == "DELETED":
-        return
+REPLICA_PODS = {**OWNED, "app.kubernetes.io/component": COMPONENT}
+
+
+@kopf.index("", "v1", "pods", labels=REPLICA_PODS)
+def replica_pods(
+    body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
+) -> dict[tuple[str, str], PodState]:
+    """Each object's replica pods, kept by kopf from its pod watch: a status refresh reads them
+    here instead of listing pods (which cost O(pods) per pod event)."""
+    return {(namespace or "", labels[DEPLOYMENT_LABEL]): PodState.parse(dict(body))}
+
+
+def _pods(index: kopf.Index[tuple[str, str], PodState]) -> rec.PodSource:
+    def pods_of(namespace: str, name: str) -> list[PodState]:
+        return list(index.get((namespace, name), []))
+
+    return pods_of
+
+
+def _refresh(body: kopf.Body, memo: kopf.Memo, index: Any) -> None:
+    meta = body["metadata"]
     rec.refresh_status(
-        _kube(memo), body["metadata"]["namespace"], body["metadata"]["labels"][DEPLOYMENT_LABEL]
+        _kube(memo), meta["namespace"], meta["labels"][DEPLOYMENT_LABEL], pods=_pods(index)
     )
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
+def deployment_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any) -> None:
+    if type != "DELETED":
+        _refresh(body, memo, kw["replica_pods"])
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OWNED)
-def job_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+def job_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any) -> None:
     """The model cache's fill Job: its progress is the ModelCached condition."""
-    if type == "DELETED":
-        return
-    rec.refresh_status(
-        _kube(memo), body["metadata"]["namespace"], body["metadata"]["labels"][DEPLOYMENT_LABEL]
-    )
+    if type != "DELETED":
+        _refresh(body, memo, kw["replica_pods"])
 
 
-@kopf.on.event("", "v1", "pods", labels=OWNED)
-def pod_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    rec.refresh_status(
-        _kube(memo), body["metadata"]["namespace"], body["metadata"]["labels"][DEPLOYMENT_LABEL]
-    )
+@kopf.on.event("", "v1", "pods", labels=REPLICA_PODS)
+def pod_changed(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
+    _refresh(body, memo, kw["replica_pods"])
 
 
 def run(

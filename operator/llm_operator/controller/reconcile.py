@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -32,6 +32,7 @@ from llm_operator.builders.kinds import (
 from llm_operator.config import OperatorConfig
 from llm_operator.kube.client import Kube, is_transient
 from llm_operator.kube.events import owner_body, post_event
+from llm_operator.kube.states import PodState
 from llm_operator.status.conditions import now_iso, set_condition
 from llm_operator.status.follow import CacheView, EventSpec, follow
 
@@ -97,7 +98,33 @@ def secret_problem(kube: Kube, obj: LLMDeployment) -> Invalid | None:
     return None
 
 
-def reconcile(kube: Kube, config: OperatorConfig, body: dict[str, Any]) -> None:
+# How often a spec blocked by a name conflict is checked again (its owner may rename or remove
+# the object in the way; the operator does not watch objects it does not own).
+CONFLICT_RECHECK_SECONDS = 15
+
+
+def name_conflict(kube: Kube, obj: LLMDeployment, desired: list[dict[str, Any]]) -> Invalid | None:
+    """A child name taken by an object this LLMDeployment does not own: never adopted, never
+    applied over, never deleted."""
+    foreign = []
+    for m in desired:
+        meta = m["metadata"]
+        owners = kube.owner_uids(m["apiVersion"], m["kind"], meta["namespace"], meta["name"])
+        if owners is not None and obj.metadata.uid not in owners:
+            foreign.append(f"{m['kind']}/{meta['name']}")
+    if not foreign:
+        return None
+    return Invalid(
+        "NameConflict",
+        f"{', '.join(foreign)} already exist{'s' if len(foreign) == 1 else ''} and "
+        f"{'is' if len(foreign) == 1 else 'are'} not owned by this LLMDeployment; the operator "
+        "leaves them untouched: rename the LLMDeployment or remove them",
+    )
+
+
+def reconcile(
+    kube: Kube, config: OperatorConfig, body: dict[str, Any], pods: PodSource | None = None
+) -> None:
     obj = parse(body)
     if isinstance(obj, Invalid):
         mark_invalid(kube, body, obj)
@@ -119,6 +146,10 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict[str, Any]) -> None:
     try:
         sm = kube.service_monitors_available()
         desired = build_all(obj, config, service_monitor_available=sm)
+        conflict = name_conflict(kube, obj, desired)
+        if conflict is not None:
+            mark_invalid(kube, body, conflict)
+            raise kopf.TemporaryError(conflict.message, delay=CONFLICT_RECHECK_SECONDS)
         changed = [m for m in desired if kube.apply(m)]
         wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
         for kind in ALL_KINDS:
@@ -161,7 +192,7 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict[str, Any]) -> None:
         created = not body.get("status", {}).get("observedGeneration")
         what = ", ".join(f"{m['kind']}/{m['metadata']['name']}" for m in changed)
         post_event(body, "Normal", "Created" if created else "Updated", f"applied {what}")
-    refresh_status(kube, meta.namespace, meta.name)
+    refresh_status(kube, meta.namespace, meta.name, pods)
 
 
 def _api_message(exc: ApiException) -> str:
@@ -171,24 +202,45 @@ def _api_message(exc: ApiException) -> str:
         return str(exc.body)
 
 
-_refresh_locks: dict[tuple[str, str], threading.Lock] = {}
-_refresh_locks_guard = threading.Lock()
+# Where a refresh reads an object's replica pods: kopf's pod index in the operator (no API call,
+# the same cost for 1 pod or 1,000), the API otherwise.
+PodSource = Callable[[str, str], list[PodState]]
+
+_refresh_state: dict[tuple[str, str], str] = {}
+_refresh_guard = threading.Lock()
 
 
-def refresh_status(kube: Kube, namespace: str, name: str) -> None:
+def refresh_status(kube: Kube, namespace: str, name: str, pods: PodSource | None = None) -> None:
     """Make status follow the Deployment and its pods; posts Events on transitions.
 
     Pod and Deployment events arrive on several worker threads at once. Refreshes of one object
-    are serialized, so a refresh that read an older state can never write after one that read
-    a newer state (each reads only once it holds the lock).
+    are coalesced: at most one runs at a time, and events that arrive while it runs ask for one
+    more run, which reads the state afresh (latest wins). A burst of N pod events costs a
+    handful of refreshes, not N, and a refresh that read an older state can never write after
+    one that read a newer state.
     """
-    with _refresh_locks_guard:
-        lock = _refresh_locks.setdefault((namespace, name), threading.Lock())
-    with lock:
-        _refresh_status(kube, namespace, name)
+    key = (namespace, name)
+    with _refresh_guard:
+        if key in _refresh_state:
+            _refresh_state[key] = "again"
+            return
+        _refresh_state[key] = "running"
+    try:
+        while True:
+            _refresh_status(kube, namespace, name, pods)
+            with _refresh_guard:
+                if _refresh_state[key] == "again":
+                    _refresh_state[key] = "running"
+                    continue
+                del _refresh_state[key]
+                return
+    except BaseException:
+        with _refresh_guard:
+            _refresh_state.pop(key, None)
+        raise
 
 
-def _refresh_status(kube: Kube, namespace: str, name: str) -> None:
+def _refresh_status(kube: Kube, namespace: str, name: str, pods_of: PodSource | None) -> None:
     body = kube.get_llmd(namespace, name)
     if body is None:
         return
@@ -202,7 +254,12 @@ def _refresh_status(kube: Kube, namespace: str, name: str) -> None:
     ):
         return
     deployment = kube.get_deployment(namespace, name)
-    pods = kube.list_pods(namespace, selector_string(name)) if deployment else []
+    if deployment is None:
+        pods: list[PodState] = []
+    elif pods_of is not None:
+        pods = pods_of(namespace, name)
+    else:
+        pods = kube.list_pods(namespace, selector_string(name))
     claim = cache_claim(obj)
     cache = None
     if claim is not None:

@@ -121,6 +121,19 @@ class Kube:
         )
         return bool(out.metadata.resourceVersion != version)
 
+    def owner_uids(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> list[str] | None:
+        """The uids in an object's ownerReferences, or None when there is no such object."""
+        try:
+            cur = self._resource(api_version, kind).get(name=name, namespace=namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        refs = cur.to_dict()["metadata"].get("ownerReferences") or []
+        return [str(r.get("uid")) for r in refs]
+
     def delete_if_owned(
         self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str
     ) -> bool:

@@ -28,6 +28,20 @@ from llm_operator.lab.localcluster.processes import (
 )
 
 
+# Requests made with ServiceAccount tokens (the operators under test use the chart's), without
+# bodies; everything else (the control plane's own components, kwok, kubectl as admin) is not
+# logged.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
+
+
 @dataclass
 class LocalCluster:
     """Start with ``start()``, stop with ``stop()``; or use it as a context manager."""
@@ -52,6 +66,13 @@ class LocalCluster:
     def kubeconfig(self) -> Path:
         assert self.workdir is not None
         return self.workdir / "kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (JSON lines): every request a ServiceAccount makes, at
+        Metadata level; tests count the operator's calls here, as the real server saw them."""
+        assert self.workdir is not None
+        return self.workdir / "audit.log"
 
     @property
     def server(self) -> str:
@@ -199,6 +220,8 @@ class LocalCluster:
         )
 
         self.api_port = free_port()
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
         self.spawn(
             "kube-apiserver",
             [
@@ -220,6 +243,10 @@ class LocalCluster:
                 "--endpoint-reconciler-type=none",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=200",
                 "--v=1",
             ],
         )
