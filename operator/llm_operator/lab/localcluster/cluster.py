@@ -27,7 +27,6 @@ from llm_operator.lab.localcluster.processes import (
     free_port,
 )
 
-
 # Requests made with ServiceAccount tokens (the operators under test use the chart's), without
 # bodies; everything else (the control plane's own components, kwok, kubectl as admin) is not
 # logged.
