@@ -83,6 +83,7 @@ def test_config_map_is_a_valid_operator_config_with_the_built_in_prices(render: 
     config = OperatorConfig.model_validate(yaml.safe_load(cm["data"]["config.yaml"]))
     assert config.evaluation_interval_seconds == 30
     assert config.gpu_profiles == OperatorConfig().gpu_profiles  # values.yaml has not drifted
+    assert config.allowed_images == OperatorConfig().allowed_images
 
 
 def test_config_change_rolls_the_operator(render: Render) -> None:

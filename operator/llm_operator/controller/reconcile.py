@@ -30,7 +30,7 @@ from llm_operator.builders.kinds import (
     desired_replicas,
 )
 from llm_operator.config import OperatorConfig
-from llm_operator.kube.client import Kube, is_transient
+from llm_operator.kube.client import Kube, is_transient, owned_by
 from llm_operator.kube.events import owner_body, post_event
 from llm_operator.kube.states import PodState
 from llm_operator.status.conditions import now_iso, set_condition
@@ -103,22 +103,24 @@ def secret_problem(kube: Kube, obj: LLMDeployment) -> Invalid | None:
 CONFLICT_RECHECK_SECONDS = 15
 
 
-def name_conflict(kube: Kube, obj: LLMDeployment, desired: list[dict[str, Any]]) -> Invalid | None:
+def name_conflict(
+    obj: LLMDeployment, desired: list[dict[str, Any]], current: list[dict[str, Any] | None]
+) -> Invalid | None:
     """A child name taken by an object this LLMDeployment does not own: never adopted, never
     applied over, never deleted."""
-    foreign = []
-    for m in desired:
-        meta = m["metadata"]
-        owners = kube.owner_uids(m["apiVersion"], m["kind"], meta["namespace"], meta["name"])
-        if owners is not None and obj.metadata.uid not in owners:
-            foreign.append(f"{m['kind']}/{meta['name']}")
+    foreign = [
+        f"{m['kind']}/{m['metadata']['name']}"
+        for m, now in zip(desired, current, strict=True)
+        if now is not None and not owned_by(now, obj.metadata.uid)
+    ]
     if not foreign:
         return None
+    one = len(foreign) == 1
     return Invalid(
         "NameConflict",
-        f"{', '.join(foreign)} already exist{'s' if len(foreign) == 1 else ''} and "
-        f"{'is' if len(foreign) == 1 else 'are'} not owned by this LLMDeployment; the operator "
-        "leaves them untouched: rename the LLMDeployment or remove them",
+        f"{', '.join(foreign)} already {'exists' if one else 'exist'} and {'is' if one else 'are'}"
+        " not owned by this LLMDeployment; the operator leaves them untouched: rename the "
+        "LLMDeployment or remove them",
     )
 
 
@@ -146,11 +148,13 @@ def reconcile(
     try:
         sm = kube.service_monitors_available()
         desired = build_all(obj, config, service_monitor_available=sm)
-        conflict = name_conflict(kube, obj, desired)
+        # Each child is read once: for the ownership check and as the apply's starting point.
+        current = [kube.current(m) for m in desired]
+        conflict = name_conflict(obj, desired, current)
         if conflict is not None:
             mark_invalid(kube, body, conflict)
             raise kopf.TemporaryError(conflict.message, delay=CONFLICT_RECHECK_SECONDS)
-        changed = [m for m in desired if kube.apply(m)]
+        changed = [m for m, now in zip(desired, current, strict=True) if kube.apply(m, now)]
         wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
         for kind in ALL_KINDS:
             if kind is SERVICE_MONITOR and not sm:

@@ -27,6 +27,10 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
+def owned_by(obj: Manifest, owner_uid: str) -> bool:
+    return any(o.get("uid") == owner_uid for o in obj["metadata"].get("ownerReferences") or [])
+
+
 def is_transient(exc: ApiException) -> bool:
     return exc.status in TRANSIENT_STATUSES or exc.status is None or exc.status == 0
 
@@ -84,27 +88,37 @@ class Kube:
         return self.has_api(SERVICE_MONITOR.api_version, SERVICE_MONITOR.kind)
 
     # ------------------------------------------------------------------ writes
-    def apply(self, manifest: Manifest) -> bool:
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Manifest | None:
+        """One object as a dict, or None when there is none."""
+        try:
+            obj = self._resource(api_version, kind).get(name=name, namespace=namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        found: Manifest = obj.to_dict()
+        return found
+
+    def current(self, manifest: Manifest) -> Manifest | None:
+        """The object a built manifest names, as it is now (None when absent)."""
+        meta = manifest["metadata"]
+        return self.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+
+    def apply(self, manifest: Manifest, current: Manifest | None) -> bool:
         """Server-side apply with our field manager, conflicts forced (we own these objects).
 
-        True when the object was created or changed; an apply that changes nothing keeps the
-        resourceVersion, which is how a restarted operator proves it made no duplicates.
+        ``current`` is the object as the caller read it (``Kube.current``): the caller has
+        checked it is ours. True when the object was created or changed; an apply that changes
+        nothing keeps the resourceVersion, which is how a restarted operator proves it made no
+        duplicates.
         """
         res = self._resource(manifest["apiVersion"], manifest["kind"])
         meta = manifest["metadata"]
-        try:
-            before = res.get(name=meta["name"], namespace=meta.get("namespace"))
-            version = before.metadata.resourceVersion
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            version = None
+        version = current["metadata"]["resourceVersion"] if current else None
         wanted = (meta.get("annotations") or {}).get(REPLACE_ANNOTATION)
-        if version is not None and wanted is not None:
-            current = (before.to_dict()["metadata"].get("annotations") or {}).get(
-                REPLACE_ANNOTATION
-            )
-            if current != wanted:  # an immutable spec that must change: replace the object
+        if current is not None and wanted is not None:
+            now = (current["metadata"].get("annotations") or {}).get(REPLACE_ANNOTATION)
+            if now != wanted:  # an immutable spec that must change: replace the object
                 res.delete(
                     name=meta["name"],
                     namespace=meta.get("namespace"),
@@ -114,41 +128,21 @@ class Kube:
         out = self.dyn.server_side_apply(
             res,
             body=manifest,
-            name=manifest["metadata"]["name"],
-            namespace=manifest["metadata"].get("namespace"),
+            name=meta["name"],
+            namespace=meta.get("namespace"),
             field_manager=self.field_manager,
             force_conflicts=True,
         )
         return bool(out.metadata.resourceVersion != version)
 
-    def owner_uids(
-        self, api_version: str, kind: str, namespace: str, name: str
-    ) -> list[str] | None:
-        """The uids in an object's ownerReferences, or None when there is no such object."""
-        try:
-            cur = self._resource(api_version, kind).get(name=name, namespace=namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        refs = cur.to_dict()["metadata"].get("ownerReferences") or []
-        return [str(r.get("uid")) for r in refs]
-
     def delete_if_owned(
         self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str
     ) -> bool:
-        res = self._resource(api_version, kind)
-        try:
-            cur = res.get(name=name, namespace=namespace).to_dict()
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        owners = cur["metadata"].get("ownerReferences") or []
-        if not any(o.get("uid") == owner_uid for o in owners):
+        cur = self.get(api_version, kind, namespace, name)
+        if cur is None or not owned_by(cur, owner_uid):
             return False
         try:
-            res.delete(name=name, namespace=namespace)
+            self._resource(api_version, kind).delete(name=name, namespace=namespace)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -215,13 +209,8 @@ class Kube:
         return DeploymentState.parse(self.api.sanitize_for_serialization(d))
 
     def get_job(self, namespace: str, name: str) -> JobState | None:
-        try:
-            j = self._resource(JOB.api_version, JOB.kind).get(name=name, namespace=namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return JobState.parse(j.to_dict())
+        job = self.get(JOB.api_version, JOB.kind, namespace, name)
+        return JobState.parse(job) if job is not None else None
 
     def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's labels, or None when it does not exist.
@@ -237,8 +226,8 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
-        raw: Any = resp.read() if hasattr(resp, "read") else resp.data
-        meta = json.loads(raw).get("metadata") or {}
+        raw: Any = resp  # with _preload_content=False, the urllib3 response, not a V1Secret
+        meta = json.loads(raw.data).get("metadata") or {}
         return dict(meta.get("labels") or {})
 
     def list_pods(self, namespace: str, selector: str) -> list[PodState]:
