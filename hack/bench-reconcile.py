@@ -1,44 +1,73 @@
 #!/usr/bin/env python3
-"""Benchmark the reconciler on the local control plane (figures, not a test).
+"""Benchmark the reconciler on the local control plane at scale (figures, not a test).
 
-- apply-to-Deployment latency: kubectl-equivalent apply of an LLMDeployment until a watch on
-  Deployments sees the owned Deployment ADDED, over N objects applied one at a time;
-- operator resident memory (VmRSS) once M LLMDeployments (1 replica each) are reconciled.
+The operator runs out of cluster with the token of the ServiceAccount `helm install` creates, so
+it has the chart's rights and the API server's audit log records each of its requests.
 
-Usage: .venv/bin/python hack/bench-reconcile.py [--latency-objects 50] [--total-objects 200]
+1. apply-to-Deployment latency: objects applied one at a time, until a watch sees the owned
+   Deployment ADDED;
+2. bulk: N LLMDeployments (1 replica each, simulated GPU nodes) applied at once; time until a
+   watch has seen all Ready; operator CPU and RSS during and after;
+3. idle: after everything is Ready, the operator's CPU and its API requests per minute (writes
+   counted apart) from the audit log;
+4. crashes: while objects are created, resized and deleted, the operator is killed with SIGKILL
+   K times at random moments and restarted; then every object is Ready with exactly one of each
+   child it should have, and no child is left whose owner is gone;
+5. one object of R replicas against R objects of one: operator CPU per pod event.
+
+Usage: .venv/bin/python hack/bench-reconcile.py [--objects 1000] [--kills 20] [--seed 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import os
+import random
 import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import yaml
 from kubernetes import client, config, watch
 
+from llm_operator.api.parse import parse
+from llm_operator.api.v1alpha1 import LLMDeployment
+from llm_operator.builders.children import build_all
+from llm_operator.builders.common import DEPLOYMENT_LABEL
+from llm_operator.config import OperatorConfig
 from llm_operator.lab import localcluster as lc
 
 ROOT = Path(__file__).resolve().parents[1]
+NS = "bench"
+RELEASE, RELEASE_NS = "llm-operator", "llm-operator-system"
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+TICK = os.sysconf("SC_CLK_TCK")
 
 
-def manifest(name: str) -> dict[str, object]:
+def manifest(name: str, replicas: int = 1) -> dict[str, Any]:
     return {
         "apiVersion": "llmops.dev/v1alpha1",
         "kind": "LLMDeployment",
-        "metadata": {"name": name, "namespace": "bench"},
+        "metadata": {"name": name, "namespace": NS},
         "spec": {
             "model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct", "parametersBillions": 8},
             "generation": {"temperature": 0.7},
-            "replicas": 1,
+            "replicas": replicas,
         },
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
 def rss_mib(pid: int) -> float:
@@ -48,93 +77,361 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+class Operator:
+    def __init__(self, cluster: lc.LocalCluster, kubeconfig: Path, log: Path) -> None:
+        self.cluster, self.kubeconfig, self.log = cluster, kubeconfig, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = Path(sys.executable).parent / "llm-operator"
+        env = {**self.cluster.env(), "KUBECONFIG": str(self.kubeconfig)}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(exe), "run", "--liveness", "", "--metrics-port", "0"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(30)
+
+
+class Sampler(threading.Thread):
+    """Operator CPU seconds and RSS once a second."""
+
+    def __init__(self, op: Operator) -> None:
+        super().__init__(daemon=True)
+        self.op, self.stopped = op, threading.Event()
+        self.samples: list[tuple[float, float, float]] = []
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                pid = self.op.pid
+                self.samples.append((time.monotonic(), cpu_seconds(pid), rss_mib(pid)))
+            except (OSError, AssertionError, IndexError):
+                pass
+            time.sleep(1)
+
+    def window(self, t0: float, t1: float) -> tuple[float, float]:
+        """Mean CPU % and peak RSS MiB between t0 and t1."""
+        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+        if len(inside) < 2:
+            return float("nan"), float("nan")
+        cpu = (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]) * 100
+        return cpu, max(s[2] for s in inside)
+
+
+class Phases(threading.Thread):
+    """A watch on the bench's LLMDeployments: the latest body of each."""
+
+    def __init__(self, custom: client.CustomObjectsApi) -> None:
+        super().__init__(daemon=True)
+        self.custom, self.lock = custom, threading.Lock()
+        self.objs: dict[str, dict[str, Any]] = {}
+
+    def run(self) -> None:
+        while True:
+            try:
+                w = watch.Watch()
+                for ev in w.stream(
+                    self.custom.list_namespaced_custom_object,
+                    "llmops.dev",
+                    "v1alpha1",
+                    NS,
+                    "llmdeployments",
+                    timeout_seconds=300,
+                ):
+                    name = ev["object"]["metadata"]["name"]
+                    with self.lock:
+                        if ev["type"] == "DELETED":
+                            self.objs.pop(name, None)
+                        else:
+                            self.objs[name] = ev["object"]
+            except Exception:  # the stream ends with the cluster, or on a timeout
+                time.sleep(0.5)
+
+    def ready(self, names: set[str] | None = None) -> int:
+        with self.lock:
+            objs = [o for n, o in self.objs.items() if names is None or n in names]
+        return sum(1 for o in objs if settled(o))
+
+
+def settled(o: dict[str, Any]) -> bool:
+    st = o.get("status") or {}
+    gen = o["metadata"].get("generation")
+    return (
+        st.get("phase") == "Ready"
+        and st.get("observedGeneration") == gen
+        and st.get("readyReplicas") == o["spec"].get("replicas")
+    )
+
+
+def wait_ready(phases: Phases, names: set[str], timeout: float) -> float:
+    t = time.monotonic()
+    while phases.ready(names) < len(names):
+        if time.monotonic() - t > timeout:
+            raise SystemExit(f"only {phases.ready(names)}/{len(names)} Ready after {timeout}s")
+        time.sleep(0.25)
+    return time.monotonic() - t
+
+
+def audit_calls(cluster: lc.LocalCluster, since: dt.datetime, until: dt.datetime) -> Counter[str]:
+    user = f"system:serviceaccount:{RELEASE_NS}:{RELEASE}"
+    calls: Counter[str] = Counter()
+    for line in cluster.audit_log.read_text(errors="replace").splitlines():
+        ev = json.loads(line)
+        if ev["user"]["username"] != user:
+            continue
+        at = dt.datetime.fromisoformat(ev["requestReceivedTimestamp"].replace("Z", "+00:00"))
+        if since <= at <= until:
+            ref = ev.get("objectRef") or {}
+            what = ref.get("resource", "") + (
+                "/" + ref["subresource"] if "subresource" in ref else ""
+            )
+            calls[f"{ev['verb']} {what}"] += 1
+    return calls
+
+
+def apply_all(cluster: lc.LocalCluster, docs: list[dict[str, Any]]) -> None:
+    for i in range(0, len(docs), 250):  # kubectl apply of one stream per 250 objects
+        cluster.kubectl(
+            "apply", "-f", "-", input=yaml.safe_dump_all(docs[i : i + 250]), timeout=600
+        )
+
+
+def children_check(cluster: lc.LocalCluster) -> tuple[int, list[str]]:
+    """Every LLMDeployment has exactly its children; no owned child outlives its owner."""
+    objs = json.loads(cluster.kubectl("get", "llmd", "-n", NS, "-o", "json").stdout)["items"]
+    uids = {o["metadata"]["uid"]: o for o in objs}
+    problems: list[str] = []
+    kinds = ("configmap", "deployment", "service", "poddisruptionbudget", "networkpolicy")
+    found: dict[tuple[str, str], list[str]] = {}
+    for kind in kinds:
+        items = json.loads(
+            cluster.kubectl("get", kind, "-n", NS, "-l", DEPLOYMENT_LABEL, "-o", "json").stdout
+        )["items"]
+        for it in items:
+            owners = [r["uid"] for r in it["metadata"].get("ownerReferences") or []]
+            if not owners or owners[0] not in uids:
+                problems.append(f"orphan {it['kind']}/{it['metadata']['name']}")
+                continue
+            owner = uids[owners[0]]["metadata"]["name"]
+            found.setdefault((it["kind"], owner), []).append(it["metadata"]["name"])
+    for o in objs:
+        obj = parse(o)
+        assert isinstance(obj, LLMDeployment)
+        wanted = build_all(obj, OperatorConfig(), service_monitor_available=False)
+        for m in wanted:
+            got = found.get((m["kind"], o["metadata"]["name"]), [])
+            if got != [m["metadata"]["name"]]:
+                problems.append(f"{o['metadata']['name']}: {m['kind']} {got}")
+        extra = {k for (k, n) in found if n == o["metadata"]["name"]} - {m["kind"] for m in wanted}
+        problems += [f"{o['metadata']['name']}: unexpected {k}" for k in extra]
+    return len(objs), problems
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--latency-objects", type=int, default=50)
-    ap.add_argument("--total-objects", type=int, default=200)
+    ap.add_argument("--objects", type=int, default=1000)
+    ap.add_argument("--latency-objects", type=int, default=20)
+    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--idle-seconds", type=int, default=120)
+    ap.add_argument("--big-replicas", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    nodes = (args.total_objects + 7) // 8 + 1
+    rng = random.Random(args.seed)
+    gpus = max(args.objects, args.big_replicas) + 64
+    nodes = (gpus + 7) // 8
     cluster = lc.LocalCluster(
         bin_dir=lc.find_bin_dir(), nodes=nodes, gpus_per_node=8, start_delay_seconds=2
     )
     t = time.monotonic()
     cluster.start()
-    print(f"control plane with {nodes} GPU nodes up in {time.monotonic() - t:.1f}s")
-    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmdeployments.llmops.dev")
-    cluster.kubectl("create", "namespace", "bench")
-    exe = Path(sys.executable).parent / "llm-operator"
-    op = subprocess.Popen(
-        [str(exe), "run", "--liveness", "", "--metrics-port", "0"],
-        env=cluster.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    print(
+        f"machine: {os.cpu_count()} cores; control plane with {nodes} GPU nodes up in "
+        f"{time.monotonic() - t:.1f}s"
     )
+    cluster.helm(
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(ROOT / "charts" / "llm-operator"),
+        "-n",
+        RELEASE_NS,
+        "--create-namespace",
+    )
+    cluster.kubectl("wait", "--for=condition=Established", "crd/llmdeployments.llmops.dev")
+    cluster.kubectl("create", "namespace", NS)
+    kubeconfig = cluster.service_account_kubeconfig(RELEASE, RELEASE_NS)
+    op = Operator(cluster, kubeconfig, Path(cluster.workdir or "/tmp") / "operator.log")
+    op.start()
+    sampler = Sampler(op)
+    sampler.start()
     try:
         config.load_kube_config(str(cluster.kubeconfig))
-        apps = client.AppsV1Api()
-        custom = client.CustomObjectsApi()
+        apps, custom = client.AppsV1Api(), client.CustomObjectsApi()
+        phases = Phases(custom)
+        phases.start()
         seen: dict[str, float] = {}
-        stop = threading.Event()
 
-        def watcher() -> None:
-            w = watch.Watch()
-            for ev in w.stream(apps.list_namespaced_deployment, "bench", timeout_seconds=3600):
-                if ev["type"] == "ADDED":
-                    seen.setdefault(ev["object"].metadata.name, time.monotonic())
-                if stop.is_set():
-                    w.stop()
+        def deployments() -> None:
+            while True:
+                try:
+                    for ev in watch.Watch().stream(
+                        apps.list_namespaced_deployment, NS, timeout_seconds=300
+                    ):
+                        if ev["type"] == "ADDED":
+                            seen.setdefault(ev["object"].metadata.name, time.monotonic())
+                except Exception:
+                    time.sleep(0.5)
 
-        threading.Thread(target=watcher, daemon=True).start()
-        time.sleep(3)  # let the operator finish its startup and the watch connect
+        threading.Thread(target=deployments, daemon=True).start()
+        time.sleep(5)  # the operator's start and the watches
+
+        # 1. latency, one at a time
         applied: dict[str, float] = {}
         for i in range(args.latency_objects):
             name = f"lat-{i:03d}"
             applied[name] = time.monotonic()
             custom.create_namespaced_custom_object(
-                "llmops.dev", "v1alpha1", "bench", "llmdeployments", manifest(name)
+                "llmops.dev", "v1alpha1", NS, "llmdeployments", manifest(name)
             )
             deadline = time.monotonic() + 30
             while name not in seen and time.monotonic() < deadline:
                 time.sleep(0.005)
         lat = sorted((seen[n] - applied[n]) * 1000 for n in applied if n in seen)
-        p50 = statistics.median(lat)
-        p95 = lat[int(0.95 * (len(lat) - 1))]
         print(
             f"apply-to-Deployment latency over {len(lat)} objects (one at a time): "
-            f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {lat[-1]:.0f} ms"
+            f"p50 {statistics.median(lat):.0f} ms, p95 {lat[int(0.95 * (len(lat) - 1))]:.0f} ms"
         )
-        rest = [f"mem-{i:03d}" for i in range(args.total_objects - args.latency_objects)]
-        t = time.monotonic()
-        docs = [manifest(n) for n in rest]
-        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), timeout=300)
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            ready = sum(
-                1
-                for o in custom.list_namespaced_custom_object(
-                    "llmops.dev", "v1alpha1", "bench", "llmdeployments"
-                )["items"]
-                if o.get("status", {}).get("phase") == "Ready"
+        wait_ready(phases, set(applied), 120)
+
+        # 2. bulk
+        rest = [f"obj-{i:04d}" for i in range(args.objects - args.latency_objects)]
+        t0 = time.monotonic()
+        apply_all(cluster, [manifest(n) for n in rest])
+        t_applied = time.monotonic()
+        took = wait_ready(phases, set(rest) | set(applied), 1800)
+        t_ready = time.monotonic()
+        cpu, rss = sampler.window(t0, t_ready)
+        print(
+            f"bulk: {len(rest)} applied in {t_applied - t0:.0f}s; all {args.objects} Ready "
+            f"{took:.0f}s after the last apply ({t_ready - t0:.0f}s after the first); operator "
+            f"CPU {cpu:.0f}% of a core, peak RSS {rss:.0f} MiB"
+        )
+
+        # 3. idle
+        time.sleep(30)
+        since = dt.datetime.now(dt.UTC)
+        t1 = time.monotonic()
+        time.sleep(args.idle_seconds)
+        until = dt.datetime.now(dt.UTC)
+        cpu, rss = sampler.window(t1, time.monotonic())
+        time.sleep(2)  # the audit log's buffer
+        calls = audit_calls(cluster, since, until)
+        minutes = args.idle_seconds / 60
+        writes = sum(n for k, n in calls.items() if k.split()[0] in WRITES)
+        print(
+            f"idle ({args.idle_seconds}s, {args.objects} objects Ready): operator CPU {cpu:.2f}% "
+            f"of a core, RSS {rss:.0f} MiB; API requests {sum(calls.values()) / minutes:.1f}/min, "
+            f"writes {writes / minutes:.1f}/min {dict(calls)}"
+        )
+
+        # 4. crashes during churn: create, resize and delete while the operator is killed
+        names = set(rest) | set(applied)
+        churn_new = [f"new-{i:04d}" for i in range(200)]
+        resized = rng.sample(sorted(names), 200)
+        deleted = rng.sample(sorted(names - set(resized)), 100)
+        kills: list[float] = []
+
+        def churn() -> None:
+            apply_all(cluster, [manifest(n) for n in churn_new])
+            apply_all(cluster, [manifest(n, replicas=2) for n in resized])
+            cluster.kubectl("delete", "llmd", "-n", NS, "--wait=false", *deleted, timeout=300)
+
+        churner = threading.Thread(target=churn)
+        t_churn = time.monotonic()
+        churner.start()
+        for _ in range(args.kills):
+            time.sleep(rng.uniform(0.5, 6.0))
+            op.kill()
+            kills.append(time.monotonic() - t_churn)
+            op.start()
+        churner.join()
+        final = (names | set(churn_new)) - set(deleted)
+        took = wait_ready(phases, final, 1800)
+        time.sleep(15)  # the garbage collector removes the deleted objects' children
+        count, problems = children_check(cluster)
+        print(
+            f"crashes: {len(kills)} SIGKILLs at {', '.join(f'{k:.0f}' for k in kills)} s of a "
+            f"churn (+{len(churn_new)} objects, {len(resized)} resized to 2 replicas, "
+            f"{len(deleted)} deleted); all {len(final)} Ready {took:.0f}s after the last kill; "
+            f"{count} objects checked, {len(problems)} problems {problems[:10]}"
+        )
+
+        # 5. CPU per pod event: many small objects against one big one
+        pods_seen = Counter[str]()
+
+        def pod_events() -> None:
+            core = client.CoreV1Api()
+            while True:
+                try:
+                    for ev in watch.Watch().stream(
+                        core.list_namespaced_pod, NS, timeout_seconds=300
+                    ):
+                        pods_seen[ev["type"]] += 1
+                except Exception:
+                    time.sleep(0.5)
+
+        cluster.kubectl("delete", "llmd", "-n", NS, "--all", "--wait=true", timeout=900)
+        wait_for_no_pods(cluster)
+        threading.Thread(target=pod_events, daemon=True).start()
+        time.sleep(3)
+        for label, docs in (
+            (f"1 object x {args.big_replicas} replicas", [manifest("big", args.big_replicas)]),
+            (
+                f"{args.big_replicas} objects x 1 replica",
+                [manifest(f"small-{i:04d}") for i in range(args.big_replicas)],
+            ),
+        ):
+            before_events, before_cpu = sum(pods_seen.values()), cpu_seconds(op.pid)
+            t2 = time.monotonic()
+            apply_all(cluster, docs)
+            took = wait_ready(phases, {d["metadata"]["name"] for d in docs}, 1800)
+            time.sleep(5)
+            events = sum(pods_seen.values()) - before_events
+            spent = cpu_seconds(op.pid) - before_cpu
+            print(
+                f"{label}: Ready {took:.0f}s after the apply ({time.monotonic() - t2:.0f}s in "
+                f"all); {events} pod events, operator CPU {spent:.1f}s = "
+                f"{spent / max(events, 1) * 1000:.2f} ms per pod event, "
+                f"RSS {rss_mib(op.pid):.0f} MiB"
             )
-            if ready >= args.total_objects:
-                break
-            time.sleep(2)
-        print(
-            f"{args.total_objects} LLMDeployments Ready ({len(rest)} applied in one batch, "
-            f"all Ready {time.monotonic() - t:.0f}s later)"
-        )
-        time.sleep(10)
-        print(
-            f"operator resident memory with {args.total_objects} LLMDeployments: "
-            f"{rss_mib(op.pid):.0f} MiB"
-        )
-        stop.set()
+            cluster.kubectl("delete", "llmd", "-n", NS, "--all", "--wait=true", timeout=900)
+            wait_for_no_pods(cluster)
     finally:
-        os.killpg(op.pid, signal.SIGTERM)
-        op.wait(20)
+        sampler.stopped.set()
+        op.kill(signal.SIGTERM)
         cluster.stop()
+
+
+def wait_for_no_pods(cluster: lc.LocalCluster, timeout: float = 600) -> None:
+    t = time.monotonic()
+    while time.monotonic() - t < timeout:
+        out = cluster.kubectl("get", "pods", "-n", NS, "-o", "name", check=False).stdout
+        if not out.strip():
+            return
+        time.sleep(2)
 
 
 if __name__ == "__main__":

@@ -91,6 +91,36 @@ class PrometheusTLS(ConfigModel):
     insecure_skip_verify: bool = False
 
 
+class QuotaLimits(ConfigModel):
+    """What an operator owner allows; unset means no limit. Deployment replicas count, Pending
+    ones included (a quota is on what is asked for, like a ResourceQuota's requests)."""
+
+    max_replicas_per_object: Annotated[int | None, Field(ge=0)] = None
+    max_replicas_per_namespace: Annotated[int | None, Field(ge=0)] = None
+    max_gpus_per_namespace: Annotated[int | None, Field(ge=0)] = None
+
+    @property
+    def namespaced(self) -> bool:
+        per_ns = (self.max_replicas_per_namespace, self.max_gpus_per_namespace)
+        return any(v is not None for v in per_ns)
+
+    @property
+    def any(self) -> bool:
+        return self.namespaced or self.max_replicas_per_object is not None
+
+
+class Limits(QuotaLimits):
+    # Per-namespace overrides: a field set here replaces the operator-wide one in that namespace.
+    namespaces: dict[str, QuotaLimits] = {}
+
+    def for_namespace(self, namespace: str) -> QuotaLimits:
+        base = QuotaLimits.model_validate(self.model_dump(exclude={"namespaces"}))
+        override = self.namespaces.get(namespace)
+        if override is None:
+            return base
+        return base.model_copy(update=override.model_dump(exclude_unset=True))
+
+
 class OperatorConfig(ConfigModel):
     gpu_profiles: dict[str, GPUProfile] = Field(default_factory=_default_profiles)
     images: EngineImages = EngineImages()
@@ -118,6 +148,8 @@ class OperatorConfig(ConfigModel):
     # Window of the rate() and histogram_quantile() queries the autoscaler runs.
     metrics_window: str = Field(default="1m", pattern=r"^[0-9]+[smh]$")
     field_manager: str = "llm-operator"
+    # Replicas and GPUs an LLMDeployment (or a namespace's LLMDeployments together) may hold.
+    limits: Limits = Limits()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> OperatorConfig:

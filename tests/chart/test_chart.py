@@ -223,6 +223,8 @@ def test_optional_monitoring_objects_follow_their_flags(render: Render) -> None:
         ("prometheusRule.ttftSeconds=1", "/prometheusRule/ttftSeconds"),
         ("prometheusRule.objective=1.5", "/prometheusRule/objective"),
         ("watchNamespaces={Team_A}", "/watchNamespaces/0"),
+        ("operator.limits.maxGpusPerNamespace=-1", "/operator/limits/maxGpusPerNamespace"),
+        ("operator.limits.maxGPUs=4", "additional properties 'maxGPUs' not allowed"),
     ],
 )
 def test_schema_rejects_bad_values_with_the_path(helm: Helm, value: str, message: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llm_operator.kube.states import DeploymentState, PodState
-from llm_operator.status.conditions import get_condition, set_condition
+from llm_operator.status.conditions import already_written, get_condition, set_condition
 from llm_operator.status.follow import follow
 
 NOW = "2026-01-01T00:00:00Z"
@@ -91,3 +91,19 @@ def test_transition_time_moves_only_when_status_flips() -> None:
     assert c[0]["lastTransitionTime"] == "t1"
     c = set_condition(c, "Ready", "True", "C", "z", now="t3")
     assert c[0]["lastTransitionTime"] == "t3"
+
+
+def test_a_status_already_there_is_not_written_again() -> None:
+    ready = {"type": "Ready", "status": "True", "reason": "AllReplicasReady", "message": "1/1"}
+    valid = {"type": "Valid", "status": "True", "reason": "Fits", "message": "ok"}
+    mine = {"phase": "Ready", "readyReplicas": 1, "conditions": [ready]}
+    owned = ("Ready", "ModelCached")
+    there = {"phase": "Ready", "readyReplicas": 1, "replicas": 1, "conditions": [valid, ready]}
+    assert already_written(mine, there, owned)  # others' fields and conditions do not matter
+    assert not already_written({**mine, "readyReplicas": 0}, there, owned)
+    flipped = {**ready, "status": "False"}
+    assert not already_written({**mine, "conditions": [flipped]}, there, owned)
+    # A condition of an owned type that the writer no longer applies must be removed: a write.
+    cached = {"type": "ModelCached", "status": "True", "reason": "Filled", "message": "x"}
+    assert not already_written(mine, {**there, "conditions": [valid, ready, cached]}, owned)
+    assert not already_written(mine, {}, owned)

@@ -26,8 +26,11 @@ from llm_operator.autoscaling.signals import MetricsSource, SignalsResult, read_
 from llm_operator.builders.common import selector_string
 from llm_operator.builders.kinds import desired_replicas
 from llm_operator.config import OperatorConfig
+from llm_operator.controller import quota
+from llm_operator.controller.quota import HeldSource, Ledger
 from llm_operator.kube.client import Kube
 from llm_operator.kube.events import owner_body, post_event
+from llm_operator.kube.states import PodState
 from llm_operator.status.conditions import now_iso
 
 log = logging.getLogger("llm_operator.autoscaler")
@@ -43,9 +46,20 @@ class Autoscaler:
     histories: dict[tuple[str, str], History] = field(default_factory=dict)
     # The MetricsAvailable reason of the last evaluation, so a Warning is posted on change only.
     metrics_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The reconciler's reservations (controller/quota.py): the room left under the limits.
+    ledger: Ledger = quota.LEDGER
 
-    def evaluate(self, body: dict[str, Any], now: float | None = None) -> Decision | None:
-        """One evaluation for one object (sync: the caller runs it in a thread)."""
+    def evaluate(
+        self,
+        body: dict[str, Any],
+        now: float | None = None,
+        pods: list[PodState] | None = None,
+        held: HeldSource | None = None,
+    ) -> Decision | None:
+        """One evaluation for one object (sync: the caller runs it in a thread).
+
+        ``pods`` and ``held`` come from the operator's watch indexes; without them the API is
+        read (a list of the object's pods, of the namespace's Deployments)."""
         started = time.monotonic()
         now = time.time() if now is None else now
         obj = parse(body)
@@ -62,12 +76,20 @@ class Autoscaler:
         dep = self.kube.get_deployment(ns, name)
         if dep is None:
             return None
-        pods = self.kube.list_pods(ns, selector_string(name))
+        if pods is None:
+            pods = self.kube.list_pods(ns, selector_string(name))
         unschedulable = sum(1 for p in pods if p.unschedulable_message)
+        limits = self.config.limits.for_namespace(ns)
+        others = (
+            self.ledger.others(ns, name, (held or self.kube.held)(ns)) if limits.namespaced else []
+        )
+        room = quota.room(limits, ns, obj.spec.resources.gpu.count, others)
         replicas = Replicas(
             current=desired_replicas(obj.spec),
             ready=dep.ready_replicas,
             unschedulable=unschedulable,
+            quota=room.replicas,
+            quota_why=room.why,
         )
         result = read_signals(
             self.source,

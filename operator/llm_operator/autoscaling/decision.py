@@ -38,6 +38,8 @@ class Replicas:
     current: int  # what the Deployment asks for now
     ready: int
     unschedulable: int = 0  # pending for lack of GPUs
+    quota: int | None = None  # the most the owner's limits leave this object (None: no limit)
+    quota_why: str = ""  # which limit that is, in words
 
     @property
     def loading(self) -> int:

@@ -21,7 +21,8 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    need be (a flash crowd), and it already counts what the loading replicas will take. Pods
    that cannot be scheduled for lack of GPUs stop further requests (limit ``capacity``).
 6. Limits, each named in the decision: min/max, the $/hour budget, the cost-per-million-tokens
-   target (only while the SLOs hold), step sizes, stabilization.
+   target (only while the SLOs hold), step sizes, stabilization, and last the operator owner's
+   quota (replicas per object, replicas or GPUs per namespace), which wins over minReplicas.
 7. Burst reserve: when the demand of the last ``burstMemorySeconds`` is bursty (its peak at least
    BURSTY times its median: ON/OFF traffic, idle minutes between bursts), a scale-down stops at
    the highest recommendation of that memory, the count the recent bursts needed. A burst is
@@ -295,6 +296,10 @@ def decide(
         desired, limit = spec.max_replicas, "maxReplicas"
     if desired < spec.min_replicas:
         desired, limit = spec.min_replicas, "minReplicas"
+    # The owner's limits (operator config) over everything the spec says, minReplicas included.
+    if replicas.quota is not None and desired > replicas.quota:
+        desired, limit = replicas.quota, "quota"
+        why.append(replicas.quota_why)
 
     why += list(ignored.values())
     reason = f"{cur} -> {desired}: " + ", ".join(dict.fromkeys(w for w in why if w))

@@ -29,6 +29,7 @@ LIMIT_REASONS = {
     "budget": "Budget",
     "capacity": "InsufficientGPU",
     "cost": "CostTarget",
+    "quota": "Quota",
 }
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import kopf
 from prometheus_client import start_http_server
@@ -14,10 +16,13 @@ from llm_operator.autoscaling.actuator import Autoscaler
 from llm_operator.autoscaling.signals import PrometheusSource
 from llm_operator.builders.common import COMPONENT, DEPLOYMENT_LABEL, MANAGED_BY
 from llm_operator.config import OperatorConfig
+from llm_operator.controller import quota
 from llm_operator.controller import reconcile as rec
 from llm_operator.controller.diffbase import SpecDigestStorage
 from llm_operator.kube.client import Kube
-from llm_operator.kube.states import PodState
+from llm_operator.kube.states import DeploymentState, Held, PodState
+
+T = TypeVar("T")
 
 OWNED: dict[str, Any] = {
     "app.kubernetes.io/managed-by": MANAGED_BY,
@@ -67,7 +72,13 @@ RETRY_BACKOFF = 15
 @kopf.on.create(GROUP, VERSION, PLURAL, backoff=RETRY_BACKOFF)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", backoff=RETRY_BACKOFF)
 def reconcile(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
-    rec.reconcile(_kube(memo), _config(memo), dict(body), pods=_pods(kw["replica_pods"]))
+    rec.reconcile(
+        _kube(memo),
+        _config(memo),
+        dict(body),
+        watched=_watched(kw),
+        held=_held(kw["held_replicas"]),
+    )
 
 
 def _autoscaling_enabled(spec: kopf.Spec, **_: Any) -> bool:
@@ -76,14 +87,17 @@ def _autoscaling_enabled(spec: kopf.Spec, **_: Any) -> bool:
 
 @kopf.daemon(GROUP, VERSION, PLURAL, when=_autoscaling_enabled, cancellation_timeout=10)
 async def autoscale(
-    body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **_: Any
+    body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **kw: Any
 ) -> None:
     """Evaluate this object's autoscaling every interval until it is deleted or turned off."""
     auto: Autoscaler = memo["autoscaler"]
     interval = _config(memo).evaluation_interval_seconds
+    meta = body["metadata"]
+    pods_of, held_of = _pods(kw["replica_pods"]), _held(kw["held_replicas"])
     while not stopped:
         try:
-            await asyncio.to_thread(auto.evaluate, dict(body))
+            pods = pods_of(meta["namespace"], meta["name"])
+            await asyncio.to_thread(auto.evaluate, dict(body), pods=pods, held=held_of)
         except Exception as exc:  # one bad evaluation must not end the loop
             logger.warning(f"autoscaler evaluation failed: {exc}")
         await stopped.wait(interval)
@@ -108,29 +122,74 @@ def _pods(index: kopf.Index[tuple[str, str], PodState]) -> rec.PodSource:
     return pods_of
 
 
-def _refresh(body: kopf.Body, memo: kopf.Memo, index: Any) -> None:
-    meta = body["metadata"]
-    rec.refresh_status(
-        _kube(memo), meta["namespace"], meta["labels"][DEPLOYMENT_LABEL], pods=_pods(index)
+@kopf.index("apps", "v1", "deployments", labels=OWNED)
+def held_replicas(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, Held]:
+    """What each namespace's owned Deployments ask for: the limits in ``limits`` count it."""
+    return {namespace or "": Held.of_deployment(dict(body))}
+
+
+def _held(index: kopf.Index[str, Held]) -> quota.HeldSource:
+    def held_of(namespace: str) -> list[Held]:
+        return list(index.get(namespace, []))
+
+    return held_of
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def llmd_bodies(
+    body: kopf.Body, namespace: str | None, name: str | None, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each LLMDeployment as last seen (a refresh reads it here instead of getting it)."""
+    return {(namespace or "", name or ""): copy.deepcopy(dict(body))}
+
+
+@kopf.index("apps", "v1", "deployments", labels=OWNED)
+def deployment_states(
+    body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
+) -> dict[tuple[str, str], DeploymentState]:
+    return {(namespace or "", labels[DEPLOYMENT_LABEL]): DeploymentState.parse(dict(body))}
+
+
+def _one(index: kopf.Index[tuple[str, str], T]) -> Callable[[str, str], T | None]:
+    def get(namespace: str, name: str) -> T | None:
+        return next(iter(index.get((namespace, name), [])), None)
+
+    return get
+
+
+def _watched(kw: dict[str, Any]) -> rec.Watched:
+    return rec.Watched(
+        llmd=_one(kw["llmd_bodies"]),
+        deployment=_one(kw["deployment_states"]),
+        pods=_pods(kw["replica_pods"]),
     )
+
+
+def _refresh(body: kopf.Body, memo: kopf.Memo, kw: dict[str, Any]) -> None:
+    meta = body["metadata"]
+    name = meta["labels"][DEPLOYMENT_LABEL]
+    rec.refresh_status(_kube(memo), meta["namespace"], name, watched=_watched(kw))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)
 def deployment_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any) -> None:
-    if type != "DELETED":
-        _refresh(body, memo, kw["replica_pods"])
+    if type == "DELETED":
+        meta = body["metadata"]
+        quota.LEDGER.forget(meta["namespace"], meta["labels"][DEPLOYMENT_LABEL])
+    else:
+        _refresh(body, memo, kw)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OWNED)
 def job_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any) -> None:
     """The model cache's fill Job: its progress is the ModelCached condition."""
     if type != "DELETED":
-        _refresh(body, memo, kw["replica_pods"])
+        _refresh(body, memo, kw)
 
 
 @kopf.on.event("", "v1", "pods", labels=REPLICA_PODS)
 def pod_changed(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
-    _refresh(body, memo, kw["replica_pods"])
+    _refresh(body, memo, kw)
 
 
 def run(

@@ -7,10 +7,12 @@ an invalid spec becomes ``Valid=False`` plus an Event and leaves the running chi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -30,11 +32,12 @@ from llm_operator.builders.kinds import (
     desired_replicas,
 )
 from llm_operator.config import OperatorConfig
+from llm_operator.controller import quota
 from llm_operator.kube.client import Kube, is_transient, owned_by
 from llm_operator.kube.events import owner_body, post_event
-from llm_operator.kube.states import PodState
-from llm_operator.status.conditions import now_iso, set_condition
-from llm_operator.status.follow import CacheView, EventSpec, follow
+from llm_operator.kube.states import DeploymentState, PodState
+from llm_operator.status.conditions import already_written, now_iso, set_condition
+from llm_operator.status.follow import OWNED_CONDITIONS, CacheView, EventSpec, follow
 
 log = logging.getLogger("llm_operator.reconcile")
 
@@ -66,7 +69,10 @@ def mark_invalid(kube: Kube, body: dict[str, Any], problem: Invalid) -> None:
     status = LLMDeploymentStatus(
         phase=Phase.INVALID, conditions=valid, observed_generation=generation
     ).dump_set()
-    kube.apply_status(meta["namespace"], meta["name"], status, VALIDATION_MANAGER)
+    # The phase is the refreshes' field too: what they wrote last is no longer what is there.
+    _written.pop((meta["namespace"], meta["name"]), None)
+    if not already_written(status, body.get("status") or {}, ("Valid",)):
+        kube.apply_status(meta["namespace"], meta["name"], status, VALIDATION_MANAGER)
     if was.get("status") != "False" or was.get("message") != problem.message:
         post_event(body, "Warning", "Invalid", problem.message)
 
@@ -124,8 +130,17 @@ def name_conflict(
     )
 
 
+# How often a spec over the owner's limits is checked again (room frees up when other objects of
+# its namespace shrink or go).
+QUOTA_RECHECK_SECONDS = 30
+
+
 def reconcile(
-    kube: Kube, config: OperatorConfig, body: dict[str, Any], pods: PodSource | None = None
+    kube: Kube,
+    config: OperatorConfig,
+    body: dict[str, Any],
+    watched: Watched | None = None,
+    held: quota.HeldSource | None = None,
 ) -> None:
     obj = parse(body)
     if isinstance(obj, Invalid):
@@ -143,6 +158,12 @@ def reconcile(
         mark_invalid(kube, body, problem)
         # Checked again until the Secret is there and opted in; the running children stay.
         raise kopf.TemporaryError(problem.message, delay=SECRET_RECHECK_SECONDS)
+    limits = config.limits.for_namespace(obj.metadata.namespace)
+    if limits.any:
+        over = quota.admit(obj, limits, held or kube.held)
+        if over is not None:
+            mark_invalid(kube, body, over)
+            raise kopf.TemporaryError(over.message, delay=QUOTA_RECHECK_SECONDS)
 
     meta = obj.metadata
     try:
@@ -191,12 +212,18 @@ def reconcile(
     )
     valid = [c for c in conds if c["type"] == "Valid"]
     status = LLMDeploymentStatus(conditions=valid).dump_set()
-    kube.apply_status(meta.namespace, meta.name, status, VALIDATION_MANAGER)
+    if not already_written(status, body.get("status") or {}, ("Valid",)):
+        kube.apply_status(meta.namespace, meta.name, status, VALIDATION_MANAGER)
     if changed:
         created = not body.get("status", {}).get("observedGeneration")
         what = ", ".join(f"{m['kind']}/{m['metadata']['name']}" for m in changed)
         post_event(body, "Normal", "Created" if created else "Updated", f"applied {what}")
-    refresh_status(kube, meta.namespace, meta.name, pods)
+    # The refresh sees the body kopf gave this reconcile with the Valid just written (the
+    # watched copy may still say Valid=False, and would skip it).
+    seen = {**body, "status": {**(body.get("status") or {}), "conditions": conds}}
+    if watched is not None:
+        watched = dataclasses.replace(watched, llmd=lambda _ns, _name: seen)
+    refresh_status(kube, meta.namespace, meta.name, watched)
 
 
 def _api_message(exc: ApiException) -> str:
@@ -210,18 +237,32 @@ def _api_message(exc: ApiException) -> str:
 # the same cost for 1 pod or 1,000), the API otherwise.
 PodSource = Callable[[str, str], list[PodState]]
 
+
+@dataclass(frozen=True)
+class Watched:
+    """What kopf's watches keep in the operator (its indexes): a status refresh reads the
+    object, its Deployment and its pods here, so a pod or Deployment event costs no API read."""
+
+    llmd: Callable[[str, str], dict[str, Any] | None]
+    deployment: Callable[[str, str], DeploymentState | None]
+    pods: PodSource
+
+
 _refresh_state: dict[tuple[str, str], str] = {}
 _refresh_guard = threading.Lock()
+# The status each object was last given by this process's refreshes (the STATUS_MANAGER part):
+# a refresh that computes the same status writes nothing, even before the watch shows the write.
+_written: dict[tuple[str, str], dict[str, Any]] = {}
 
 
-def refresh_status(kube: Kube, namespace: str, name: str, pods: PodSource | None = None) -> None:
+def refresh_status(kube: Kube, namespace: str, name: str, watched: Watched | None = None) -> None:
     """Make status follow the Deployment and its pods; posts Events on transitions.
 
     Pod and Deployment events arrive on several worker threads at once. Refreshes of one object
     are coalesced: at most one runs at a time, and events that arrive while it runs ask for one
     more run, which reads the state afresh (latest wins). A burst of N pod events costs a
     handful of refreshes, not N, and a refresh that read an older state can never write after
-    one that read a newer state.
+    one that read a newer state. A refresh whose status is already there writes nothing.
     """
     key = (namespace, name)
     with _refresh_guard:
@@ -231,7 +272,7 @@ def refresh_status(kube: Kube, namespace: str, name: str, pods: PodSource | None
         _refresh_state[key] = "running"
     try:
         while True:
-            _refresh_status(kube, namespace, name, pods)
+            _refresh_status(kube, namespace, name, watched)
             with _refresh_guard:
                 if _refresh_state[key] == "again":
                     _refresh_state[key] = "running"
@@ -244,9 +285,11 @@ def refresh_status(kube: Kube, namespace: str, name: str, pods: PodSource | None
         raise
 
 
-def _refresh_status(kube: Kube, namespace: str, name: str, pods_of: PodSource | None) -> None:
-    body = kube.get_llmd(namespace, name)
+def _refresh_status(kube: Kube, namespace: str, name: str, watched: Watched | None) -> None:
+    key = (namespace, name)
+    body = watched.llmd(namespace, name) if watched else kube.get_llmd(namespace, name)
     if body is None:
+        _written.pop(key, None)
         return
     obj = parse(body)
     if isinstance(obj, Invalid):
@@ -257,11 +300,14 @@ def _refresh_status(kube: Kube, namespace: str, name: str, pods_of: PodSource | 
         for c in status.get("conditions") or []
     ):
         return
-    deployment = kube.get_deployment(namespace, name)
+    if watched:
+        deployment = watched.deployment(namespace, name)
+    else:
+        deployment = kube.get_deployment(namespace, name)
     if deployment is None:
         pods: list[PodState] = []
-    elif pods_of is not None:
-        pods = pods_of(namespace, name)
+    elif watched:
+        pods = watched.pods(namespace, name)
     else:
         pods = kube.list_pods(namespace, selector_string(name))
     claim = cache_claim(obj)
@@ -269,11 +315,14 @@ def _refresh_status(kube: Kube, namespace: str, name: str, pods_of: PodSource | 
     if claim is not None:
         job = kube.get_job(namespace, child_name(JOB, name))
         cache = CacheView(claim=claim, model=obj.spec.model.uri, job=job)
+    # What this process wrote last is newer than a watched status that has not caught up.
+    last = _written.get(key)
+    current = {**status, **last} if last else status
     update = follow(
         name=name,
         namespace=namespace,
         generation=obj.metadata.generation,
-        conditions=list(status.get("conditions") or []),
+        conditions=list(current.get("conditions") or []),
         desired=desired_replicas(obj.spec),
         selector=selector_string(name),
         deployment=deployment,
@@ -281,5 +330,7 @@ def _refresh_status(kube: Kube, namespace: str, name: str, pods_of: PodSource | 
         now=now_iso(),
         cache=cache,
     )
-    kube.apply_status(namespace, name, update.status, STATUS_MANAGER)
+    if not already_written(update.status, current, OWNED_CONDITIONS):
+        kube.apply_status(namespace, name, update.status, STATUS_MANAGER)
+        _written[key] = update.status
     _post(owner_body(namespace, name, obj.metadata.uid), update.events)

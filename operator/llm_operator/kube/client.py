@@ -18,9 +18,9 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from llm_operator.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from llm_operator.builders.common import REPLACE_ANNOTATION
+from llm_operator.builders.common import DEPLOYMENT_LABEL, MANAGED_BY, REPLACE_ANNOTATION
 from llm_operator.builders.kinds import JOB, SERVICE_MONITOR
-from llm_operator.kube.states import DeploymentState, JobState, Manifest, PodState
+from llm_operator.kube.states import DeploymentState, Held, JobState, Manifest, PodState
 
 # The object's metadata only (k8s.io/apimachinery meta/v1 PartialObjectMetadata).
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
@@ -234,3 +234,11 @@ class Kube:
         pods = client.CoreV1Api(self.api).list_namespaced_pod(namespace, label_selector=selector)
         raw = self.api.sanitize_for_serialization(pods)
         return [PodState.parse(p) for p in raw.get("items") or []]
+
+    def held(self, namespace: str) -> list[Held]:
+        """What the namespace's owned Deployments ask for (the operator reads its index)."""
+        owned = f"app.kubernetes.io/managed-by={MANAGED_BY},{DEPLOYMENT_LABEL}"
+        apps = client.AppsV1Api(self.api)
+        deps = apps.list_namespaced_deployment(namespace, label_selector=owned)
+        raw = self.api.sanitize_for_serialization(deps)
+        return [Held.of_deployment(d) for d in raw.get("items") or []]

@@ -6,6 +6,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from llm_operator.builders.common import DEPLOYMENT_LABEL
+from llm_operator.config import GPU_RESOURCE
+
 Manifest = dict[str, Any]
 
 
@@ -37,6 +40,34 @@ class DeploymentState:
             available_replicas=int(st.get("availableReplicas") or 0),
             spec_replicas=int((d.get("spec") or {}).get("replicas") or 0),
             progressing_reason=progressing.get("reason"),
+        )
+
+
+@dataclass(frozen=True)
+class Held:
+    """What one LLMDeployment's Deployment asks for."""
+
+    name: str  # the LLMDeployment's
+    replicas: int
+    gpus_per_replica: int
+
+    @property
+    def gpus(self) -> int:
+        return self.replicas * self.gpus_per_replica
+
+    @classmethod
+    def of_deployment(cls, body: dict[str, Any]) -> Held:
+        spec = body.get("spec") or {}
+        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        gpus = 0
+        for c in containers:
+            value = str(((c.get("resources") or {}).get("limits") or {}).get(GPU_RESOURCE, 0))
+            gpus += int(value) if value.isdigit() else 0
+        replicas = spec.get("replicas")
+        return cls(
+            name=body["metadata"]["labels"][DEPLOYMENT_LABEL],
+            replicas=1 if replicas is None else int(replicas),
+            gpus_per_replica=gpus,
         )
 
 

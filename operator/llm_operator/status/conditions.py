@@ -45,3 +45,20 @@ def set_condition(
 
 def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
     return next((c for c in conditions if c.get("type") == type_), None)
+
+
+def already_written(
+    status: dict[str, Any], current: dict[str, Any], owned: tuple[str, ...]
+) -> bool:
+    """Does ``current`` (an object's status) already hold what a writer would apply?
+
+    ``status`` is the writer's whole part and ``owned`` its condition types: a condition of
+    those types that ``status`` no longer has must be removed, which is a write too. A writer
+    that skips an unchanged status leaves the API server alone (an idle operator writes nothing).
+    """
+    for key, value in status.items():
+        if key != "conditions" and current.get(key) != value:
+            return False
+    mine = {c["type"]: c for c in status.get("conditions") or []}
+    theirs = {c.get("type"): c for c in current.get("conditions") or [] if c.get("type") in owned}
+    return mine == theirs
