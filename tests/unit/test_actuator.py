@@ -22,6 +22,7 @@ class FakeKube:
     ready: int = 2
     scaled: list[int] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
+    status_writes: int = 0
 
     def get_deployment(self, namespace: str, name: str) -> DeploymentState:
         return DeploymentState(1, 1, self.ready, self.ready, self.ready, self.ready, self.ready)
@@ -35,6 +36,7 @@ class FakeKube:
     def apply_status(self, namespace: str, name: str, status: dict[str, Any], manager: str) -> None:
         assert manager == actuator.MANAGER
         self.status = status
+        self.status_writes += 1
 
 
 class Source:
@@ -124,6 +126,19 @@ def test_prometheus_down_holds_and_says_so(events: list[tuple[str, str]]) -> Non
     assert (cond["status"], cond["reason"]) == ("False", "PrometheusError")
     assert "holding 2 replicas" in cond["message"]
     assert [r for r, _ in events] == ["PrometheusError"]  # once, not per evaluation
+
+
+def test_an_evaluation_that_changes_nothing_but_the_stamp_writes_nothing(
+    events: list[tuple[str, str]],
+) -> None:
+    kube = FakeKube(ready=4)
+    auto = make(kube, Source(queue=0.0))
+    for i in range(3):  # the status body the watch shows lags: it is never updated here
+        auto.evaluate(body(replicas=4), now=NOW + i * 15)
+    assert kube.status_writes == 1
+    auto.source = Source(queue=80.0)  # the queue changes: written again
+    auto.evaluate(body(replicas=4), now=NOW + 45)
+    assert kube.status_writes == 2
 
 
 def test_autoscaling_off_is_left_alone(events: list[tuple[str, str]]) -> None:

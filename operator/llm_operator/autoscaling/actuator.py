@@ -21,7 +21,7 @@ from llm_operator.api.parse import Invalid, parse
 from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.autoscaling.metrics import OperatorMetrics
 from llm_operator.autoscaling.policy import Decision, History, Replicas, decide, remember
-from llm_operator.autoscaling.report import LIMIT_REASONS, report
+from llm_operator.autoscaling.report import LIMIT_REASONS, OWNED_CONDITIONS, report
 from llm_operator.autoscaling.signals import MetricsSource, SignalsResult, read_signals
 from llm_operator.builders.common import selector_string
 from llm_operator.builders.kinds import desired_replicas
@@ -31,7 +31,7 @@ from llm_operator.controller.quota import HeldSource, Ledger
 from llm_operator.kube.client import Kube
 from llm_operator.kube.events import owner_body, post_event
 from llm_operator.kube.states import PodState
-from llm_operator.status.conditions import now_iso
+from llm_operator.status.conditions import already_written, now_iso
 
 log = logging.getLogger("llm_operator.autoscaler")
 MANAGER = "llm-operator-autoscaler"
@@ -48,6 +48,8 @@ class Autoscaler:
     metrics_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
     # The reconciler's reservations (controller/quota.py): the room left under the limits.
     ledger: Ledger = quota.LEDGER
+    # The status each object was last given here (newer than a watched body that lags).
+    written: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def evaluate(
         self,
@@ -132,8 +134,10 @@ class Autoscaler:
         ns, name = obj.metadata.namespace, obj.metadata.name
         previous_reason = self.metrics_reasons.get((ns, name))
         self.metrics_reasons[(ns, name)] = result.reason
+        # What this process wrote last is newer than the watched body, which may lag.
+        current = {**(body.get("status") or {}), **self.written.get((ns, name), {})}
         out = report(
-            body.get("status") or {},
+            current,
             result,
             decision,
             dry_run=obj.spec.autoscaling.dry_run,
@@ -156,4 +160,13 @@ class Autoscaler:
         event_body = owner_body(ns, name, obj.metadata.uid)
         for ev in out.events:
             post_event(event_body, ev.type, ev.reason, ev.message)
-        self.kube.apply_status(ns, name, out.status, MANAGER)
+        # An evaluation that changes nothing but the stamp writes nothing: an idle operator
+        # leaves the API server alone (observedAt is when the values were last written).
+        if not already_written(_unstamped(out.status), _unstamped(current), OWNED_CONDITIONS):
+            self.kube.apply_status(ns, name, out.status, MANAGER)
+            self.written[(ns, name)] = out.status
+
+
+def _unstamped(status: dict[str, Any]) -> dict[str, Any]:
+    metrics = {k: v for k, v in (status.get("metrics") or {}).items() if k != "observedAt"}
+    return {**status, "metrics": metrics}
