@@ -14,6 +14,9 @@ it has the chart's rights and the API server's audit log records each of its req
    K times at random moments and restarted; then every object is Ready with exactly one of each
    child it should have, and no child is left whose owner is gone;
 5. one object of R replicas against R objects of one: operator CPU per pod event.
+0. (first, with --floor) the control plane alone: the same children the operator would build
+   for N objects, applied with kubectl and no operator, until every Deployment is ready; what
+   the operator adds is the bulk figure minus this one.
 
 Usage: .venv/bin/python hack/bench-reconcile.py [--objects 1000] [--kills 20] [--seed 1]
 """
@@ -248,9 +251,11 @@ def main() -> None:
     ap.add_argument("--idle-seconds", type=int, default=120)
     ap.add_argument("--big-replicas", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--floor", action="store_true", help="measure the control plane alone first")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    gpus = max(args.objects, args.big_replicas) + 64
+    # the churn adds 200 objects and doubles 200 others; a few nodes spare
+    gpus = max(args.objects + 400, args.big_replicas) + 64
     nodes = (gpus + 7) // 8
     cluster = lc.LocalCluster(
         bin_dir=lc.find_bin_dir(), nodes=nodes, gpus_per_node=8, start_delay_seconds=2
@@ -273,6 +278,8 @@ def main() -> None:
     cluster.kubectl("wait", "--for=condition=Established", "crd/llmdeployments.llmops.dev")
     cluster.kubectl("create", "namespace", NS)
     kubeconfig = cluster.service_account_kubeconfig(RELEASE, RELEASE_NS)
+    if args.floor:
+        floor(cluster, args.objects)
     op = Operator(cluster, kubeconfig, Path(cluster.workdir or "/tmp") / "operator.log")
     op.start()
     sampler = Sampler(op)
@@ -369,14 +376,17 @@ def main() -> None:
             op.start()
         churner.join()
         final = (names | set(churn_new)) - set(deleted)
+        t_last = time.monotonic()
         took = wait_ready(phases, final, 1800)
+        _, peak = sampler.window(t_last, time.monotonic())
         time.sleep(15)  # the garbage collector removes the deleted objects' children
         count, problems = children_check(cluster)
         print(
             f"crashes: {len(kills)} SIGKILLs at {', '.join(f'{k:.0f}' for k in kills)} s of a "
             f"churn (+{len(churn_new)} objects, {len(resized)} resized to 2 replicas, "
             f"{len(deleted)} deleted); all {len(final)} Ready {took:.0f}s after the last kill; "
-            f"{count} objects checked, {len(problems)} problems {problems[:10]}"
+            f"{count} objects checked, {len(problems)} problems {problems[:10]}; the last "
+            f"operator's RSS peaked at {peak:.0f} MiB, {rss_mib(op.pid):.0f} MiB once all Ready"
         )
 
         # 5. CPU per pod event: many small objects against one big one
@@ -395,6 +405,7 @@ def main() -> None:
 
         cluster.kubectl("delete", "llmd", "-n", NS, "--all", "--wait=true", timeout=900)
         wait_for_no_pods(cluster)
+        print(f"all deleted: operator RSS {rss_mib(op.pid):.0f} MiB")
         threading.Thread(target=pod_events, daemon=True).start()
         time.sleep(3)
         for label, docs in (
@@ -423,6 +434,39 @@ def main() -> None:
         sampler.stopped.set()
         op.kill(signal.SIGTERM)
         cluster.stop()
+
+
+def floor(cluster: lc.LocalCluster, n: int) -> None:
+    """The children of n objects applied without the operator, until all Deployments are ready."""
+    docs: list[dict[str, Any]] = []
+    for i in range(n):
+        m = manifest(f"floor-{i:04d}")
+        m["metadata"]["uid"] = f"uid-{i}"
+        obj = parse(m)
+        assert isinstance(obj, LLMDeployment)
+        for child in build_all(obj, OperatorConfig(), service_monitor_available=False):
+            child["metadata"].pop("ownerReferences", None)  # no owner: the GC would remove them
+            child["metadata"]["namespace"] = NS
+            docs.append(child)
+    t0 = time.monotonic()
+    apply_all(cluster, docs)
+    t1 = time.monotonic()
+    while True:
+        deps = json.loads(cluster.kubectl("get", "deployments", "-n", NS, "-o", "json").stdout)
+        ready = sum(1 for d in deps["items"] if (d.get("status") or {}).get("readyReplicas") == 1)
+        if ready >= n:
+            break
+        time.sleep(2)
+    print(
+        f"floor (no operator): the children of {n} objects ({len(docs)} objects) applied in "
+        f"{t1 - t0:.0f}s; all {n} Deployments ready {time.monotonic() - t1:.0f}s after the "
+        f"last apply ({time.monotonic() - t0:.0f}s after the first)"
+    )
+    for kind in ("deployment", "service", "configmap", "poddisruptionbudget", "networkpolicy"):
+        cluster.kubectl(
+            "delete", kind, "-n", NS, "-l", DEPLOYMENT_LABEL, "--wait=true", timeout=900
+        )
+    wait_for_no_pods(cluster)
 
 
 def wait_for_no_pods(cluster: lc.LocalCluster, timeout: float = 600) -> None:
