@@ -98,3 +98,12 @@ class Gateway(ApiModel):
     safety: Safety = Safety()
     rate_limit: RateLimit | None = Field(default=None, description="Per API key")
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    workers: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=16,
+            description="Gateway worker processes on the API port (SO_REUSEPORT); the pod asks "
+            "for 500m CPU per worker",
+        ),
+    ] = 2

@@ -39,6 +39,7 @@ from llm_operator.gateway.config import (
     CONFIG_FILE,
     ENGINE_HEALTH_PATH,
     KEYS_DIR,
+    RUN_DIR,
 )
 
 
@@ -114,29 +115,34 @@ def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     return container
 
 
+def _cpu(millis: int) -> str:
+    """A CPU quantity as the API server writes it back (``1`` for ``1000m``), so what the
+    operator applies and what it reads compare equal."""
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
 def _gateway_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     gw = obj.spec.gateway
     mounts: list[Manifest] = [{"name": "gateway-config", "mountPath": CONFIG_DIR, "readOnly": True}]
     if gw.api_key_secret_ref:
         mounts.append({"name": "api-keys", "mountPath": KEYS_DIR, "readOnly": True})
+    args = ["--config", f"{CONFIG_DIR}/{CONFIG_FILE}", "--port", str(GATEWAY_PORT)]
+    args += ["--metrics-port", str(METRICS_PORT)]
+    if gw.workers > 1:
+        args += ["--workers", str(gw.workers), "--run-dir", RUN_DIR]
+        mounts.append({"name": "gateway-run", "mountPath": RUN_DIR})
     return {
         "name": "gateway",
         "image": gw.image or config.images.gateway,
-        "args": [
-            "--config",
-            f"{CONFIG_DIR}/{CONFIG_FILE}",
-            "--port",
-            str(GATEWAY_PORT),
-            "--metrics-port",
-            str(METRICS_PORT),
-        ],
+        "args": args,
         "ports": [
             {"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
+        # each worker can use a core's half at 200 streams (docs/gateway.md, Overhead)
         "resources": {
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"memory": "512Mi"},
+            "requests": {"cpu": _cpu(500 * gw.workers), "memory": f"{128 * gw.workers}Mi"},
+            "limits": {"memory": f"{256 + 256 * gw.workers}Mi"},
         },
         "readinessProbe": _probe("/readyz", "http", 5, 3),
         "livenessProbe": _probe("/healthz", "http", 10, 3),
@@ -172,6 +178,10 @@ def deployment(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     if spec.gateway.enabled:
         containers.append(_gateway_container(obj, config))
         volumes.append({"name": "gateway-config", "configMap": {"name": config_map_name(name)}})
+        if spec.gateway.workers > 1:
+            volumes.append(
+                {"name": "gateway-run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}
+            )
         if spec.gateway.api_key_secret_ref:
             volumes.append(
                 {

@@ -3,6 +3,7 @@ it (the engine listens on the pod's loopback only, so nothing else reaches it)."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -17,10 +18,13 @@ if TYPE_CHECKING:
     from llm_operator.gateway.app import Gateway
 
 
-def admin_app(gateway: Gateway) -> web.Application:
+def admin_app(gateway: Gateway, exposition: Callable[[], bytes] | None = None) -> web.Application:
+    """``exposition``: the metrics to serve when they are not this process's own (the workers'
+    summed by the supervisor, ``workers.Supervisor.exposition``)."""
+
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(
-            body=generate_latest(gateway.metrics.registry),
+            body=exposition() if exposition else generate_latest(gateway.metrics.registry),
             headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
 

@@ -28,7 +28,7 @@ from llm_operator.gateway.config import GatewayConfig
 from llm_operator.gateway.errors import RETRY_AFTER_ENGINE_DOWN, GatewayError, error_response
 from llm_operator.gateway.inbound import read_json
 from llm_operator.gateway.language import detect_language
-from llm_operator.gateway.limits import RateLimiter
+from llm_operator.gateway.limits import Limiter, LocalLimiter
 from llm_operator.gateway.metrics import GatewayMetrics
 from llm_operator.gateway.policy import (
     PolicyError,
@@ -54,7 +54,7 @@ class Gateway:
     reloads: int = 0
     _signature: tuple[Any, ...] = ()
     _session: aiohttp.ClientSession | None = None
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: Limiter = field(default_factory=LocalLimiter)
     checks: Checks = field(init=False)
     answers: Answers = field(init=False)
     _reloader: asyncio.Task[None] | None = None
@@ -103,6 +103,7 @@ class Gateway:
             self._signature = sig
             return False
         self.reloads += 1
+        self.metrics.reloads.set(self.reloads)
         log.info("config reloaded (%d)", self.reloads)
         return True
 
@@ -127,18 +128,26 @@ class Gateway:
         app.on_cleanup.append(self._cleanup)
         return app
 
-    async def _startup(self, _: web.Application) -> None:
+    async def open(self) -> None:
+        """The engine session and the config reloader (the API app does this on startup)."""
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=5),
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
         )
         self._reloader = asyncio.create_task(self._reload_loop())
+        await self.limiter.connect()
 
-    async def _cleanup(self, _: web.Application) -> None:
+    async def close(self) -> None:
         if self._reloader:
             self._reloader.cancel()
         if self._session:
             await self._session.close()
+
+    async def _startup(self, _: web.Application) -> None:
+        await self.open()
+
+    async def _cleanup(self, _: web.Application) -> None:
+        await self.close()
 
     @web.middleware
     async def _errors(
@@ -212,7 +221,7 @@ class Gateway:
         self.metrics.in_flight.labels(model).inc()
         try:
             key_id = snap.authenticate(request.headers.get("Authorization", ""))
-            reservation = self.limiter.admit(cfg.rate_limit, key_id)
+            reservation = await self.limiter.admit(cfg.rate_limit, key_id)
             body = await read_json(request, cfg.max_body_bytes, cfg.read_timeout_seconds)
             if body.get("model") not in (None, model):
                 raise GatewayError(
@@ -231,7 +240,7 @@ class Gateway:
             except PolicyError as exc:
                 raise GatewayError(400, "bad_request", str(exc), "invalid_request_error") from exc
             prompt_chars = sum(map(len, texts))
-            self.limiter.reserve_tokens(
+            await self.limiter.reserve_tokens(
                 cfg.rate_limit, reservation, worst_case_tokens(body, prompt_chars, choices)
             )
             await self.checks.prompt(cfg, body)

@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 CONFIG_FILE = "gateway.yaml"
 CONFIG_DIR = "/etc/llm-gateway"
 KEYS_DIR = "/var/run/llm-gateway/keys"
+RUN_DIR = "/var/run/llm-gateway/run"  # several workers: their metric files and the limiter socket
 # On the metrics port: the engine's own answers, relayed (it listens on the pod's loopback).
 ENGINE_METRICS_PATH = "/engine/metrics"
 ENGINE_HEALTH_PATH = "/engine/health"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from llm_operator.gateway.config import RateLimitPolicy
 from llm_operator.gateway.errors import GatewayError
@@ -96,3 +97,39 @@ class RateLimiter:
         if used > 0 and used + tokens > rl.tokens_per_minute:
             raise _refuse("token", res.window, time.monotonic())
         res.settle(tokens)
+
+
+class Settles(Protocol):
+    def settle(self, tokens: int) -> None: ...
+
+
+class Limiter(Protocol):
+    """What the proxy asks of the rate limits: one process's, or the workers' shared ones."""
+
+    async def connect(self) -> None: ...
+
+    async def admit(self, rl: RateLimitPolicy | None, key_id: str) -> Settles | None: ...
+
+    async def reserve_tokens(
+        self, rl: RateLimitPolicy | None, res: Settles | None, tokens: int
+    ) -> None: ...
+
+
+@dataclass
+class LocalLimiter:
+    """One process's limits, behind the calls a worker makes of the shared one
+    (``workers.SharedLimiter``), so the proxy is the same for one worker or several."""
+
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+
+    async def connect(self) -> None:
+        return None
+
+    async def admit(self, rl: RateLimitPolicy | None, key_id: str) -> Reservation | None:
+        return self.limiter.admit(rl, key_id)
+
+    async def reserve_tokens(
+        self, rl: RateLimitPolicy | None, res: Settles | None, tokens: int
+    ) -> None:
+        assert res is None or isinstance(res, Reservation)
+        self.limiter.reserve_tokens(rl, res, tokens)

@@ -21,6 +21,7 @@ EMPTY = f"{PREFIX}_empty_responses"
 LANGUAGE_CHECKED = f"{PREFIX}_language_checks"
 LANGUAGE_MISMATCH = f"{PREFIX}_language_mismatches"
 PII = f"{PREFIX}_pii_detections"
+RELOADS = f"{PREFIX}_config_reloads"
 
 OUTCOMES = (
     "ok",
@@ -95,7 +96,19 @@ class GatewayMetrics:
         self.requests = Counter(
             REQUESTS, "Requests by outcome", ["model", "key_id", "outcome"], registry=r
         )
-        self.in_flight = Gauge(IN_FLIGHT, "Requests being served", ["model"], registry=r)
+        self.in_flight = Gauge(
+            IN_FLIGHT,
+            "Requests being served",
+            ["model"],
+            registry=r,
+            multiprocess_mode="livesum",  # with several workers: the live ones' sum
+        )
+        self.reloads = Gauge(
+            RELOADS,
+            "Config reloads since the process started (one series per worker: pid label)",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
         self.prompt_tokens = Counter(
             PROMPT_TOKENS, "Prompt tokens", ["model", "key_id"], registry=r
         )
