@@ -14,6 +14,7 @@ from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.builders.children import build_all, config_map
 from llm_operator.builders.pod import deployment
 from llm_operator.config import OperatorConfig
+from llm_operator.gateway.server import parser as gateway_parser
 from tests.cases import base
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -112,6 +113,24 @@ def test_gateway_sidecar_is_non_root_and_reads_the_config_map() -> None:
     assert gw["securityContext"]["readOnlyRootFilesystem"] is True
     vol = {v["name"]: v for v in spec["volumes"]}["gateway-config"]
     assert vol["configMap"]["name"] == "chat-gateway"
+
+
+@pytest.mark.parametrize("workers", [1, 2, 5])
+def test_gateway_workers_are_passed_as_the_gateway_parses_them_with_cpu_to_match(
+    workers: int,
+) -> None:
+    spec = deployment(obj(gateway={"workers": workers}), OperatorConfig())["spec"]["template"]
+    gw = {c["name"]: c for c in spec["spec"]["containers"]}["gateway"]
+    args = gateway_parser().parse_args(gw["args"])  # the real llm-gateway command line
+    assert args.workers == workers
+    assert gw["resources"]["requests"]["cpu"] == {1: "500m", 2: "1", 5: "2500m"}[workers]
+    mounts = {m["mountPath"]: m["name"] for m in gw["volumeMounts"]}
+    if workers == 1:
+        assert args.run_dir is None and "gateway-run" not in mounts.values()
+    else:  # the run directory is writable under a read-only root: an emptyDir
+        assert mounts[str(args.run_dir)] == "gateway-run"
+        vols = {v["name"]: v for v in spec["spec"]["volumes"]}
+        assert "emptyDir" in vols["gateway-run"]
 
 
 def test_generation_settings_live_in_the_config_map_not_the_pod() -> None:

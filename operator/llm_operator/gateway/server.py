@@ -111,8 +111,8 @@ async def supervise(args: argparse.Namespace) -> None:
         await gw.close()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``llm-gateway`` console script."""
+def parser() -> argparse.ArgumentParser:
+    """The ``llm-gateway`` command line (the operator's built pod passes these)."""
     from llm_operator.gateway import app
 
     ap = argparse.ArgumentParser(prog="llm-gateway", description=app.__doc__)
@@ -127,7 +127,12 @@ def main(argv: list[str] | None = None) -> None:
         "--run-dir", type=Path, help="with --workers > 1: the workers' metric files and sockets"
     )
     ap.add_argument("--limiter-socket", type=Path, help=argparse.SUPPRESS)  # a worker's
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``llm-gateway`` console script."""
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     quiet_server_logs()
 
