@@ -66,6 +66,33 @@ INVALID = [
         "schema",
         "minReplicas must not exceed maxReplicas",
     ),
+    Bad(
+        "min-zero-without-scale-to-zero",
+        _set("spec.autoscaling", {"enabled": True, "minReplicas": 0, "maxReplicas": 2}),
+        "schema",
+        "minReplicas 0 needs scaleToZero.enabled",
+    ),
+    Bad(
+        "scale-to-zero-with-min-one",
+        _set(
+            "spec.autoscaling",
+            {"enabled": True, "minReplicas": 1, "scaleToZero": {"enabled": True}},
+        ),
+        "schema",
+        "scaleToZero needs minReplicas 0",
+    ),
+    Bad(
+        "scale-to-zero-without-gateway",
+        lambda m: (
+            _set(
+                "spec.autoscaling",
+                {"enabled": True, "minReplicas": 0, "scaleToZero": {"enabled": True}},
+            )(m),
+            _set("spec.gateway", {"enabled": False})(m),
+        ),
+        "schema",
+        "scaleToZero needs autoscaling.enabled and gateway.enabled",
+    ),
     Bad("unknown-engine", _set("spec.engine.kind", "llamacpp"), "schema", "llamacpp"),
     Bad(
         "int8-on-vllm",

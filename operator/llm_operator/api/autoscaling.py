@@ -41,6 +41,44 @@ class Behavior(ApiModel):
     ] = 1200
 
 
+class ScaleToZero(ApiModel):
+    """No replica while idle: an activator holds requests meanwhile (docs/autoscaling.md)."""
+
+    enabled: bool = False
+    idle_seconds: Annotated[
+        int,
+        Field(
+            ge=30,
+            le=7 * 86400,
+            description="Scale to zero after this long without a request (nothing in flight "
+            "or waiting)",
+        ),
+    ] = 600
+    hold_seconds: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=3600,
+            description="How long the activator holds a request for a replica to become "
+            "ready; after that it answers 503 with Retry-After",
+        ),
+    ] = 300
+    max_held_requests: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=100000,
+            description="Requests the activator holds at once; past that 503 with Retry-After",
+        ),
+    ] = 1000
+
+
+ZERO_NEEDS_SCALE_TO_ZERO = (
+    "minReplicas 0 needs scaleToZero.enabled: true (an activator holds requests while no "
+    "replica runs), and scaleToZero needs minReplicas 0"
+)
+
+
 class Autoscaling(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -48,7 +86,12 @@ class Autoscaling(ApiModel):
                 cel(
                     "self.minReplicas <= self.maxReplicas",
                     "minReplicas must not exceed maxReplicas",
-                )
+                ),
+                cel(
+                    "(self.minReplicas == 0) == (has(self.scaleToZero) && "
+                    "has(self.scaleToZero.enabled) && self.scaleToZero.enabled)",
+                    ZERO_NEEDS_SCALE_TO_ZERO,
+                ),
             ]
         }
     )
@@ -60,6 +103,7 @@ class Autoscaling(ApiModel):
     targets: Targets = Targets()
     cost: Cost = Cost()
     behavior: Behavior = Behavior()
+    scale_to_zero: ScaleToZero = ScaleToZero()
 
     @model_validator(mode="after")
     def _bounds(self) -> Autoscaling:
@@ -67,4 +111,6 @@ class Autoscaling(ApiModel):
             raise ValueError(
                 f"minReplicas {self.min_replicas} must not exceed maxReplicas {self.max_replicas}"
             )
+        if (self.min_replicas == 0) != self.scale_to_zero.enabled:
+            raise ValueError(ZERO_NEEDS_SCALE_TO_ZERO)
         return self

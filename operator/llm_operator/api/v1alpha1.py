@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from llm_operator.api.autoscaling import Autoscaling as Autoscaling
 from llm_operator.api.autoscaling import Behavior as Behavior
 from llm_operator.api.autoscaling import Cost as Cost
+from llm_operator.api.autoscaling import ScaleToZero as ScaleToZero
 from llm_operator.api.autoscaling import Targets as Targets
 from llm_operator.api.base import API_VERSION as API_VERSION
 
@@ -268,6 +269,12 @@ CACHE_SOURCE_MESSAGE = (
 )
 
 
+SCALE_TO_ZERO_MESSAGE = (
+    "autoscaling.scaleToZero needs autoscaling.enabled and gateway.enabled (the activator "
+    "authenticates and forwards like the gateway)"
+)
+
+
 class LLMDeploymentSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -288,6 +295,12 @@ class LLMDeploymentSpec(ApiModel):
                     "(self.quantization.loadIn8bit ? 'int8' : self.quantization.mode) != 'int4'",
                     S3_INT4_MESSAGE,
                     ".quantization.mode",
+                ),
+                cel(
+                    "!self.autoscaling.scaleToZero.enabled || "
+                    "(self.autoscaling.enabled && self.gateway.enabled)",
+                    SCALE_TO_ZERO_MESSAGE,
+                    ".autoscaling.scaleToZero.enabled",
                 ),
             ]
         }
@@ -320,6 +333,10 @@ class LLMDeploymentSpec(ApiModel):
             raise ValueError(S3_INT4_MESSAGE)
         if self.model.cache is not None and self.model.scheme != "hf":
             raise ValueError(CACHE_SOURCE_MESSAGE)
+        if self.autoscaling.scale_to_zero.enabled and not (
+            self.autoscaling.enabled and self.gateway.enabled
+        ):
+            raise ValueError(SCALE_TO_ZERO_MESSAGE)
         return self
 
     @property

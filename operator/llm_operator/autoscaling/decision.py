@@ -17,6 +17,7 @@ class Signals:
     running: float | None = None  # running requests, all replicas
     kv_usage: float | None = None  # mean over replicas, 0..1
     tokens_per_second: float | None = None  # generated tokens/s, all replicas
+    requests: float | None = None  # requests/s arriving at the gateways, all replicas
 
     def empty(self) -> bool:
         return all(
@@ -29,8 +30,16 @@ class Signals:
                 self.running,
                 self.kv_usage,
                 self.tokens_per_second,
+                self.requests,
             )
         )
+
+    def active(self) -> bool | None:
+        """Anything arriving, running, waiting or generating; None when nothing says."""
+        seen = (self.requests, self.running, self.queue, self.tokens_per_second)
+        if all(v is None for v in seen):
+            return None
+        return any(v for v in seen if v is not None)
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,8 @@ class Replicas:
     unschedulable: int = 0  # pending for lack of GPUs
     quota: int | None = None  # the most the owner's limits leave this object (None: no limit)
     quota_why: str = ""  # which limit that is, in words
+    held: int = 0  # requests the activator holds while no replica is ready (scale to zero)
+    activator_ready: bool = False  # the activator can take the traffic at zero
 
     @property
     def loading(self) -> int:
@@ -64,6 +75,7 @@ class History:
     scaled_up_from: tuple[tuple[float, int], ...] = ()  # (time, count a scale-up left)
     ready: int = 0  # ready replicas at the last decision
     grew_at: float | None = None  # when the ready count last grew
+    active_at: float | None = None  # when requests last arrived, ran or waited (scale to zero)
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,7 @@ class Decision:
     latency_ratios: tuple[tuple[str, float], ...] = ()
     unresponsive: tuple[tuple[str, float], ...] = ()  # found (or still) unresponsive now
     running_per_replica: float = 0.0
+    active: bool | None = None  # requests arrived, ran or waited (None: nothing said)
 
     @property
     def changed(self) -> bool:

@@ -129,7 +129,11 @@ def remember(
     concurrency = tuple(x for x in history.concurrency if now - x[0] <= SEEN_MEMORY)
     if decision.running_per_replica:
         concurrency += ((now, decision.running_per_replica),)
+    active_at = history.active_at
+    if decision.active or active_at is None:
+        active_at = now
     return History(
+        active_at=active_at,
         recommendations=recs,
         demand=dem,
         limit=decision.limit,

@@ -34,6 +34,11 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    ignored, both as a reason to scale up and as a bar to scaling down, until it grows well past
    the level where it was found unresponsive or RESPONSE_MEMORY passes. So such latency can
    neither pin the fleet at maxReplicas under low load nor hold it there.
+9. Scale to zero (``scaleToZero.enabled``, minReplicas 0): after ``idleSeconds`` with nothing
+   arriving, running or waiting, and only while the activator is ready to take the traffic,
+   the fleet goes to zero at once (no step, no window: idleness is its own window). At zero the
+   policy holds until the activator holds a request, then asks for the replicas the held
+   requests need at once (one, or more when more are held than a replica was seen to run).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from llm_operator.autoscaling.tuning import (
     SETTLE,
     TOLERANCE,
 )
+from llm_operator.autoscaling.zero import from_zero, to_zero
 
 
 def decide(
@@ -75,6 +81,33 @@ def decide(
     history: History = History(),  # noqa: B008 (frozen)
     cold_start_seconds: float = 90.0,
     max_signal_age: float = MAX_SIGNAL_AGE,
+) -> Decision:
+    zero = spec.scale_to_zero
+    if zero.enabled and replicas.current == 0:
+        return from_zero(replicas, spec, history, now)
+    decision = _decide(
+        signals,
+        replicas,
+        spec,
+        price_per_replica_hour=price_per_replica_hour,
+        now=now,
+        history=history,
+        cold_start_seconds=cold_start_seconds,
+        max_signal_age=max_signal_age,
+    )
+    return to_zero(decision, signals, replicas, spec, history, now, max_signal_age)
+
+
+def _decide(
+    signals: Signals | None,
+    replicas: Replicas,
+    spec: Autoscaling,
+    *,
+    price_per_replica_hour: float,
+    now: float,
+    history: History,
+    cold_start_seconds: float,
+    max_signal_age: float,
 ) -> Decision:
     cur = replicas.current
     if signals is None or signals.empty():
