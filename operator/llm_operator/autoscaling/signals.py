@@ -136,6 +136,9 @@ def queries(namespace: str, name: str, window: str = "1m") -> dict[str, str]:
             f"sum(rate({vllm.GENERATION_TOKENS}_total{{{s}}}[{window}]))",
             f"sum(rate({tgi.GENERATED_TOKENS}_sum{{{s}}}[{window}]))",
         ),
+        # Requests arriving at the gateways (every outcome): zero for a whole idle period is
+        # what lets a scale-to-zero deployment go to zero.
+        "requests": f"sum(rate({gw.REQUESTS}_total{{{s}}}[{window}]))",
         "freshness": 'max(timestamp({__name__=~"' + "|".join(FRESHNESS_METRICS) + '",' + s + "}))",
     }
 
