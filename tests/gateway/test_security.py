@@ -165,6 +165,22 @@ async def test_rate_limits_hold_under_concurrency(make_stack: StackFactory) -> N
     assert statuses.count(200) == 5 and statuses.count(429) == 25
 
 
+async def test_two_replicas_split_the_limit_and_never_admit_more_together(
+    make_stack: StackFactory,
+) -> None:
+    """The operator writes the replica count as rateLimitShare: 10/min over two replicas is 5
+    each, so 40 requests spread over both (as a Service spreads them) get exactly 10 through."""
+    a = await make_stack(rateLimit={"requestsPerMinute": 10}, rateLimitShare=2)
+    b = await make_stack(rateLimit={"requestsPerMinute": 10}, rateLimitShare=2)
+    results = await asyncio.gather(*((a if i % 2 else b).chat() for i in range(40)))
+    statuses = [r[0] for r in results]
+    assert statuses.count(200) == 10 and statuses.count(429) == 30
+    # Back at one replica (the ConfigMap says so, the gateway reloads): the whole limit.
+    c = await make_stack(rateLimit={"requestsPerMinute": 10}, rateLimitShare=1)
+    results = await asyncio.gather(*(c.chat() for _ in range(20)))
+    assert [r[0] for r in results].count(200) == 10
+
+
 async def test_failed_requests_count_against_the_limit(make_stack: StackFactory) -> None:
     s = await make_stack(rateLimit={"requestsPerMinute": 3})
     for _ in range(3):

@@ -56,6 +56,9 @@ def gateway_config(obj: LLMDeployment) -> GatewayConfig:
         pii=gw.safety.pii.value,
         expected_language=gw.expected_language,
         rate_limit=RateLimitPolicy(**gw.rate_limit.model_dump()) if gw.rate_limit else None,
+        # Split over the replicas the object asks for now (the autoscaler's /scale changes the
+        # spec, and so this ConfigMap, which the gateways hot-reload): see docs/gateway.md.
+        rate_limit_share=max(1, desired_replicas(spec)) if gw.rate_limit else 1,
         max_body_bytes=gw.max_body_bytes,
         api_keys_dir=KEYS_DIR if gw.api_key_secret_ref else None,
     )

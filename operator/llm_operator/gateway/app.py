@@ -221,7 +221,7 @@ class Gateway:
         self.metrics.in_flight.labels(model).inc()
         try:
             key_id = snap.authenticate(request.headers.get("Authorization", ""))
-            reservation = await self.limiter.admit(cfg.rate_limit, key_id)
+            reservation = await self.limiter.admit(cfg.replica_rate_limit, key_id)
             body = await read_json(request, cfg.max_body_bytes, cfg.read_timeout_seconds)
             if body.get("model") not in (None, model):
                 raise GatewayError(
@@ -241,7 +241,7 @@ class Gateway:
                 raise GatewayError(400, "bad_request", str(exc), "invalid_request_error") from exc
             prompt_chars = sum(map(len, texts))
             await self.limiter.reserve_tokens(
-                cfg.rate_limit, reservation, worst_case_tokens(body, prompt_chars, choices)
+                cfg.replica_rate_limit, reservation, worst_case_tokens(body, prompt_chars, choices)
             )
             await self.checks.prompt(cfg, body)
             usage.prompt = prompt_chars // 4  # until the engine counts

@@ -48,6 +48,24 @@ class GatewayConfig(_Model):
     pii: Literal["off", "flag", "redact", "block"] = "off"
     expected_language: str | None = None
     rate_limit: RateLimitPolicy | None = None
+    # The replicas the per-key limits are split over (the operator writes the replica count):
+    # N gateways that each admit 1/N never admit more than the limit together.
+    rate_limit_share: Annotated[int, Field(ge=1)] = 1
     max_body_bytes: int = 1024 * 1024
     read_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     api_keys_dir: str | None = None
+
+    @property
+    def replica_rate_limit(self) -> RateLimitPolicy | None:
+        """This gateway's part of the per-key limits: each limit over ``rate_limit_share``,
+        rounded down (so the parts never add up to more), but at least 1."""
+        rl = self.rate_limit
+        if rl is None or self.rate_limit_share == 1:
+            return rl
+        n = self.rate_limit_share
+        return RateLimitPolicy(
+            requests_per_minute=max(1, rl.requests_per_minute // n)
+            if rl.requests_per_minute
+            else None,
+            tokens_per_minute=max(1, rl.tokens_per_minute // n) if rl.tokens_per_minute else None,
+        )
