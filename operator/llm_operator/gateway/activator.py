@@ -26,7 +26,6 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,7 +36,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from llm_operator.gateway.app import Gateway
 from llm_operator.gateway.config import ENGINE_HEALTH_PATH, ENGINE_METRICS_PATH
-from llm_operator.gateway.errors import GatewayError, error_response
+from llm_operator.gateway.errors import GatewayError, json_errors
 
 log = logging.getLogger("llm_activator")
 
@@ -121,7 +120,7 @@ class Activator:
         assert self.gateway.snapshot is not None
         app = web.Application(
             client_max_size=self.gateway.snapshot.config.max_body_bytes,
-            middlewares=[self._errors],
+            middlewares=[json_errors],
         )
         app.router.add_route("*", "/v1/{tail:.*}", self._handle)
         app.router.add_get("/healthz", self._ok)
@@ -169,24 +168,6 @@ class Activator:
                 await t
         if self._session:
             await self._session.close()
-
-    @web.middleware
-    async def _errors(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except GatewayError as exc:
-            return error_response(exc.status, exc.message, exc.kind, exc.headers)
-        except web.HTTPException as exc:
-            if exc.status >= 400:
-                return error_response(exc.status, exc.reason, "http_error")
-            raise
-        except (asyncio.CancelledError, ConnectionError):
-            raise
-        except Exception as exc:  # answer JSON, log no request data
-            log.error("internal error on %s: %s", request.path, type(exc).__name__)
-            return error_response(500, "internal error", "internal_error")
 
     async def _ok(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

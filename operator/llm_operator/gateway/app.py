@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,12 @@ from aiohttp import web
 from llm_operator.gateway.answers import Answers, Usage
 from llm_operator.gateway.checks import Checks
 from llm_operator.gateway.config import GatewayConfig
-from llm_operator.gateway.errors import RETRY_AFTER_ENGINE_DOWN, GatewayError, error_response
+from llm_operator.gateway.errors import (
+    RETRY_AFTER_ENGINE_DOWN,
+    GatewayError,
+    error_response,
+    json_errors,
+)
 from llm_operator.gateway.inbound import read_json
 from llm_operator.gateway.language import detect_language
 from llm_operator.gateway.limits import Limiter, LocalLimiter
@@ -117,7 +121,7 @@ class Gateway:
         self.load()
         assert self.snapshot is not None
         app = web.Application(
-            client_max_size=self.snapshot.config.max_body_bytes, middlewares=[self._errors]
+            client_max_size=self.snapshot.config.max_body_bytes, middlewares=[json_errors]
         )
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completions)
@@ -149,23 +153,6 @@ class Gateway:
     async def _cleanup(self, _: web.Application) -> None:
         await self.close()
 
-    @web.middleware
-    async def _errors(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except web.HTTPException as exc:
-            if exc.status >= 400:
-                return error_response(exc.status, exc.reason, "http_error")
-            raise
-        except (asyncio.CancelledError, ConnectionError):
-            raise
-        except Exception as exc:  # a bug must still answer JSON, and log no request data
-            log.error("internal error on %s: %s", request.path, type(exc).__name__)
-            return error_response(500, "internal error", "internal_error")
-
-    # ------------------------------------------------------------------ plain endpoints
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
