@@ -66,9 +66,13 @@ def test_a_child_name_taken_by_someone_else_is_never_adopted(
     evs = events(cluster, "web", namespace, "Invalid")
     assert any("Deployment/web" in e["message"] for e in evs)
 
-    # Untouched: same version, no owner reference, no field of ours, nothing else created.
+    # Untouched: same spec and labels (its resourceVersion moves with the status the Deployment
+    # controller writes), no owner reference, no field of ours, nothing else created.
     after = get_json(cluster, "deployment", "web", "-n", namespace, "--show-managed-fields")
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["spec"] == before["spec"]
+    assert after["metadata"].get("labels") == before["metadata"].get("labels")
+    assert not [a for a in after["metadata"].get("annotations") or {} if "llmops.dev" in a]
     assert "ownerReferences" not in after["metadata"]
     assert all(f["manager"] != "llm-operator" for f in after["metadata"]["managedFields"])
     cm_after = get_json(cluster, "configmap", "web-gateway", "-n", namespace)
