@@ -3,6 +3,7 @@ sidecar (and hot-reloaded when the ConfigMap changes). One model, used on both s
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,7 +56,7 @@ class GatewayConfig(_Model):
     read_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     api_keys_dir: str | None = None
 
-    @property
+    @cached_property  # once per loaded config, not per request
     def replica_rate_limit(self) -> RateLimitPolicy | None:
         """This gateway's part of the per-key limits: each limit over ``rate_limit_share``,
         rounded down (so the parts never add up to more), but at least 1."""
