@@ -109,6 +109,13 @@ EXPECTED_RULES = {
     ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch", "delete"},
     ("monitoring.coreos.com", "servicemonitors"): {"get", "create", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
+    # Scale to zero's activator: its ServiceAccount, Role, RoleBinding and Lease; EndpointSlices
+    # only because its Role grants them (a Role grants only what its creator holds).
+    ("", "serviceaccounts"): {"get", "create", "patch", "delete"},
+    ("rbac.authorization.k8s.io", "roles"): {"get", "create", "patch", "delete"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create", "patch", "delete"},
+    ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("discovery.k8s.io", "endpointslices"): {"list"},
     # The opt-in label of a Secret an LLMDeployment names, read as metadata by name.
     ("", "secrets"): {"get"},
     ("", "events"): {"create", "patch"},

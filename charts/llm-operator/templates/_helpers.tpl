@@ -82,6 +82,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]
   verbs: [get, create, patch, delete]
+# Scale to zero: each object's activator gets a ServiceAccount, a Role and its binding, and a
+# Lease it reports on (watched). The API server lets a Role grant only what its creator holds,
+# so the operator holds what the activator's Role grants: get/patch on leases, list on
+# EndpointSlices (which it never calls itself).
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create, patch, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, patch, delete]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list]
 # Pod readiness and scheduling failures feed the status.
 - apiGroups: [""]
   resources: [pods]

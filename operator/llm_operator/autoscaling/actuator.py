@@ -13,7 +13,9 @@ On missing, stale or unreachable metrics the replicas are held.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +32,7 @@ from llm_operator.controller import quota
 from llm_operator.controller.quota import HeldSource, Ledger
 from llm_operator.kube.client import Kube
 from llm_operator.kube.events import owner_body, post_event
-from llm_operator.kube.states import PodState
+from llm_operator.kube.states import ActivatorState, PodState
 from llm_operator.status.conditions import already_written, now_iso
 
 log = logging.getLogger("llm_operator.autoscaler")
@@ -50,6 +52,29 @@ class Autoscaler:
     ledger: Ledger = quota.LEDGER
     # The status each object was last given here (newer than a watched body that lags).
     written: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # One evaluation of an object at a time: the periodic one and a wake from the activator.
+    locks: defaultdict[tuple[str, str], threading.Lock] = field(
+        default_factory=lambda: defaultdict(threading.Lock)
+    )
+
+    def wake(
+        self,
+        body: dict[str, Any],
+        activator: ActivatorState,
+        pods: list[PodState] | None = None,
+        held: HeldSource | None = None,
+    ) -> Decision | None:
+        """The activator holds requests: evaluate now if the object is at zero and no wake is
+        under way (the /scale this process asked for may not be in the body it was given)."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        spec_replicas = int((body.get("spec") or {}).get("replicas") or 0)
+        last = self.histories.get(key)
+        if spec_replicas > 0 or activator.held == 0:
+            return None
+        if last is not None and last.recommendations and last.recommendations[-1][1] > 0:
+            return None
+        return self.evaluate(body, pods=pods, held=held, activator=activator)
 
     def evaluate(
         self,
@@ -57,11 +82,25 @@ class Autoscaler:
         now: float | None = None,
         pods: list[PodState] | None = None,
         held: HeldSource | None = None,
+        activator: ActivatorState | None = None,
     ) -> Decision | None:
         """One evaluation for one object (sync: the caller runs it in a thread).
 
-        ``pods`` and ``held`` come from the operator's watch indexes; without them the API is
-        read (a list of the object's pods, of the namespace's Deployments)."""
+        ``pods``, ``held`` and ``activator`` come from the operator's watch indexes; without the
+        first two the API is read (a list of the object's pods, of the namespace's Deployments);
+        without ``activator`` the object never goes to zero (nothing would take its traffic)."""
+        meta = body.get("metadata") or {}
+        with self.locks[(meta.get("namespace", ""), meta.get("name", ""))]:
+            return self._evaluate(body, now, pods, held, activator)
+
+    def _evaluate(
+        self,
+        body: dict[str, Any],
+        now: float | None,
+        pods: list[PodState] | None,
+        held: HeldSource | None,
+        activator: ActivatorState | None,
+    ) -> Decision | None:
         started = time.monotonic()
         now = time.time() if now is None else now
         obj = parse(body)
@@ -92,6 +131,8 @@ class Autoscaler:
             unschedulable=unschedulable,
             quota=room.replicas,
             quota_why=room.why,
+            held=activator.held if activator else 0,
+            activator_ready=activator.ready if activator else False,
         )
         result = read_signals(
             self.source,

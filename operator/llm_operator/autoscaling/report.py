@@ -58,6 +58,15 @@ def report(
     events: list[EventSpec] = []
     if result.available:
         conds = set_condition(conds, "MetricsAvailable", "True", "Ok", result.message, now=stamp)
+    elif decision.current == 0:  # scaled to zero: no replica, nothing to measure, no alarm
+        conds = set_condition(
+            conds,
+            "MetricsAvailable",
+            "False",
+            "ScaledToZero",
+            "no replica runs, so no replica reports metrics; the activator wakes one",
+            now=stamp,
+        )
     else:
         holding = result.message + f"; holding {decision.current} replicas"
         conds = set_condition(conds, "MetricsAvailable", "False", result.reason, holding, now=stamp)
@@ -87,6 +96,8 @@ def report(
             limit=decision.limit,
         )
         reason = "ScaledUp" if decision.direction == "up" else "ScaledDown"
+        if decision.desired == 0:  # the activator takes the traffic (ScaledFromZero: wake.py)
+            reason = "ScaledToZero"
         events.append(EventSpec("Normal", reason, decision.reason))
     elif decision.changed and dry_run:
         last_decision = ScalingDecision(

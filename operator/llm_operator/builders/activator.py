@@ -6,7 +6,8 @@
   (by name) and ``list`` EndpointSlices of the namespace, nothing else;
 - ``<name>-activator`` Lease: where the activator writes how many requests it holds;
 - ``<name>-replicas`` headless Service: the replica pods' ready endpoints, which the activator
-  forwards to (a component label of its own, so the ServiceMonitor does not select it).
+  forwards to (a component label of its own, so the ServiceMonitor does not select it);
+- ``<name>-activator`` NetworkPolicy: callers in, the replicas, the API server and DNS out.
 The public Service selects either the replicas or the activator (``front_selector``).
 """
 
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.builders.common import (
-    DEPLOYMENT_LABEL,
+    ACTIVATOR,
     GATEWAY_PORT,
     GATEWAY_UID,
     METRICS_PORT,
+    activator_selector,
     config_map_name,
     container_security,
     labels,
@@ -25,11 +27,17 @@ from llm_operator.builders.common import (
     pod_security,
     selector_labels,
 )
-from llm_operator.builders.kinds import DEPLOYMENT, SERVICE, ChildKind, Manifest
+from llm_operator.builders.kinds import (
+    DEPLOYMENT,
+    NETWORK_POLICY,
+    SERVICE,
+    ChildKind,
+    Manifest,
+)
+from llm_operator.builders.network import api_peers, prometheus_peer
 from llm_operator.config import OperatorConfig
 from llm_operator.gateway.config import CONFIG_DIR, CONFIG_FILE, KEYS_DIR
 
-ACTIVATOR = "activator"
 SERVICE_ACCOUNT = ChildKind("v1", "ServiceAccount", "serviceaccounts")
 ROLE = ChildKind("rbac.authorization.k8s.io/v1", "Role", "roles")
 ROLE_BINDING = ChildKind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings")
@@ -44,7 +52,8 @@ def replicas_service_name(name: str) -> str:
     return f"{name}-replicas"
 
 
-# Every child scale to zero adds, by kind and name: the reconciler deletes them when it is off.
+# Every child scale to zero adds, by kind and name, in apply order: the reconciler deletes them
+# (in the reverse order) when it is turned off.
 def activator_children(name: str) -> list[tuple[ChildKind, str]]:
     a = activator_name(name)
     return [
@@ -53,12 +62,9 @@ def activator_children(name: str) -> list[tuple[ChildKind, str]]:
         (ROLE_BINDING, a),
         (LEASE, a),
         (SERVICE, replicas_service_name(name)),
+        (NETWORK_POLICY, a),
         (DEPLOYMENT, a),
     ]
-
-
-def activator_selector(name: str) -> dict[str, str]:
-    return {DEPLOYMENT_LABEL: name, "app.kubernetes.io/component": ACTIVATOR}
 
 
 def front_selector(obj: LLMDeployment, ready_replicas: int) -> dict[str, str]:
@@ -133,6 +139,45 @@ def replicas_service(obj: LLMDeployment) -> Manifest:
             "selector": selector_labels(obj.metadata.name),
             "ports": [
                 {"name": "http", "port": GATEWAY_PORT, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+# Where the API server listens, seen from a pod: the ``kubernetes`` Service's port (443) and the
+# server's own port behind it (6443 by default, kube-apiserver --secure-port). A NetworkPolicy
+# cannot name the API server (it runs outside the pod network), so these ports go anywhere.
+API_SERVER_PORTS = (443, 6443)
+
+
+def activator_network_policy(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
+    """Ingress: the API port from whoever may call the replicas, the metrics port from
+    Prometheus. Egress: the replicas' gateway port, the API server, DNS; nothing else."""
+    name = obj.metadata.name
+    return {
+        "apiVersion": NETWORK_POLICY.api_version,
+        "kind": NETWORK_POLICY.kind,
+        "metadata": _meta(obj, activator_name(name), ACTIVATOR),
+        "spec": {
+            "podSelector": {"matchLabels": activator_selector(name)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {"from": api_peers(obj), "ports": [{"port": "http", "protocol": "TCP"}]},
+                {
+                    "from": [prometheus_peer(config)],
+                    "ports": [{"port": "metrics", "protocol": "TCP"}],
+                },
+            ],
+            "egress": [
+                {
+                    "to": [{"podSelector": {"matchLabels": selector_labels(name)}}],
+                    "ports": [{"port": GATEWAY_PORT, "protocol": "TCP"}],
+                },
+                {"ports": [{"port": p, "protocol": "TCP"} for p in API_SERVER_PORTS]},
+                {
+                    "to": [{"namespaceSelector": {}}],
+                    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+                },
             ],
         },
     }
@@ -223,5 +268,6 @@ def activator_manifests(obj: LLMDeployment, config: OperatorConfig) -> list[Mani
         role_binding(obj),
         lease(obj),
         replicas_service(obj),
+        activator_network_policy(obj, config),
         activator_deployment(obj, config),
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import yaml
 
 from llm_operator.api.v1alpha1 import LLMDeployment
+from llm_operator.builders.activator import activator_manifests, front_selector
 from llm_operator.builders.cache import model_cache_job, persistent_volume_claim
 from llm_operator.builders.common import (
     ENGINE_PORT,
@@ -79,8 +80,11 @@ def build_all(
     config: OperatorConfig,
     *,
     service_monitor_available: bool = False,
+    ready_replicas: int = 0,
 ) -> list[Manifest]:
-    """Every child the object should have, in apply order (the ConfigMap before its pods)."""
+    """Every child the object should have, in apply order (the ConfigMap before its pods, the
+    activator before the replicas). ``ready_replicas`` decides what the Service selects while
+    scale to zero is on (``front_selector``)."""
     out: list[Manifest] = []
     if obj.spec.gateway.enabled:
         out.append(config_map(obj))
@@ -88,7 +92,9 @@ def build_all(
         if obj.spec.model.cache.existing_claim is None:
             out.append(persistent_volume_claim(obj))
         out.append(model_cache_job(obj, config))
-    out += [deployment(obj, config), service(obj)]
+    if obj.spec.autoscaling.scale_to_zero.enabled:
+        out += activator_manifests(obj, config)
+    out += [deployment(obj, config), service(obj, front_selector(obj, ready_replicas))]
     if desired_replicas(obj.spec) > 1 or (
         obj.spec.autoscaling.enabled and obj.spec.autoscaling.max_replicas > 1
     ):

@@ -26,6 +26,7 @@ SECRET_OPT_IN_LABEL = "llmops.dev/allow-reference"
 # On a child whose spec cannot change (a Job): a different value means delete and create again.
 REPLACE_ANNOTATION = "llmops.dev/replace-when-changed"
 COMPONENT = "inference"
+ACTIVATOR = "activator"  # the component label of scale to zero's activator (builders/activator)
 
 ENGINE_PORT = 8000
 GATEWAY_PORT = 8080
@@ -75,6 +76,10 @@ def pod_security() -> dict[str, Any]:
 def selector_labels(name: str) -> dict[str, str]:
     """Immutable Deployment selector: fixed for the object's lifetime."""
     return {DEPLOYMENT_LABEL: name, "app.kubernetes.io/component": COMPONENT}
+
+
+def activator_selector(name: str) -> dict[str, str]:
+    return {DEPLOYMENT_LABEL: name, "app.kubernetes.io/component": ACTIVATOR}
 
 
 def labels(name: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ from llm_operator.builders.common import (
     DEPLOYMENT_LABEL,
     METRICS_PORT,
     SERVICE_PORT,
+    activator_selector,
     labels,
     metadata,
     selector_labels,
@@ -17,9 +18,10 @@ from llm_operator.config import OperatorConfig
 from llm_operator.gateway.config import ENGINE_METRICS_PATH
 
 
-def service(obj: LLMDeployment) -> Manifest:
+def service(obj: LLMDeployment, selector: dict[str, str] | None = None) -> Manifest:
     """Only the API: the gateway's port (or the engine's when there is no gateway), and the
-    metrics port for the ServiceMonitor; the engine port is never published behind a gateway."""
+    metrics port for the ServiceMonitor; the engine port is never published behind a gateway.
+    ``selector``: the replicas unless given (scale to zero points it at the activator)."""
     if obj.spec.gateway.enabled:
         ports = [
             {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"},
@@ -33,7 +35,7 @@ def service(obj: LLMDeployment) -> Manifest:
         "metadata": metadata(obj),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector_labels(obj.metadata.name),
+            "selector": selector or selector_labels(obj.metadata.name),
             "ports": ports,
         },
     }
@@ -51,6 +53,28 @@ def pod_disruption_budget(obj: LLMDeployment) -> Manifest:
     }
 
 
+def api_peers(obj: LLMDeployment) -> list[Manifest]:
+    """Who may call the API: the object's namespace, or the pods and namespaces in ``access``."""
+    access = obj.spec.access
+    peers: list[Manifest] = [{"podSelector": {}}]  # the object's own namespace
+    peers += [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+        for ns in access.allowed_namespaces
+    ]
+    if access.allowed_pod_selector:
+        peers = [{"podSelector": {"matchLabels": dict(access.allowed_pod_selector)}}, *peers[1:]]
+    return peers
+
+
+def prometheus_peer(config: OperatorConfig) -> Manifest:
+    return {
+        "namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": config.metrics_namespace}
+        },
+        "podSelector": {"matchLabels": dict(config.metrics_pod_selector)},
+    }
+
+
 def network_policy(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     """Who may reach a replica, and what a replica may reach.
 
@@ -60,21 +84,12 @@ def network_policy(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     Egress: DNS, and HTTPS only while the weights come from the network (Hugging Face or s3
     without the model cache); nothing else, so a replica cannot be used to reach the cluster.
     """
-    access = obj.spec.access
     port = "http" if obj.spec.gateway.enabled else "engine"
-    peers: list[Manifest] = [{"podSelector": {}}]  # the object's own namespace
-    peers += [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-        for ns in access.allowed_namespaces
-    ]
-    if access.allowed_pod_selector:
-        peers = [{"podSelector": {"matchLabels": dict(access.allowed_pod_selector)}}, *peers[1:]]
-    scrape: Manifest = {
-        "namespaceSelector": {
-            "matchLabels": {"kubernetes.io/metadata.name": config.metrics_namespace}
-        },
-        "podSelector": {"matchLabels": dict(config.metrics_pod_selector)},
-    }
+    peers = api_peers(obj)
+    if obj.spec.access.allowed_pod_selector and obj.spec.autoscaling.scale_to_zero.enabled:
+        # The activator forwards the requests it held (the namespace-wide peer covers it else).
+        peers.append({"podSelector": {"matchLabels": activator_selector(obj.metadata.name)}})
+    scrape = prometheus_peer(config)
     metrics_port = "metrics" if obj.spec.gateway.enabled else "engine"
     egress: list[Manifest] = [
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,13 +15,15 @@ from prometheus_client import start_http_server
 from llm_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from llm_operator.autoscaling.actuator import Autoscaler
 from llm_operator.autoscaling.signals import PrometheusSource
-from llm_operator.builders.common import COMPONENT, DEPLOYMENT_LABEL, MANAGED_BY
+from llm_operator.autoscaling.wake import Wakes
+from llm_operator.builders.common import ACTIVATOR, COMPONENT, DEPLOYMENT_LABEL, MANAGED_BY
 from llm_operator.config import OperatorConfig
 from llm_operator.controller import quota
 from llm_operator.controller import reconcile as rec
 from llm_operator.controller.diffbase import SpecDigestStorage
 from llm_operator.kube.client import Kube
-from llm_operator.kube.states import DeploymentState, Held, PodState
+from llm_operator.kube.events import owner_body, post_event
+from llm_operator.kube.states import ActivatorState, DeploymentState, Held, LeaseState, PodState
 
 T = TypeVar("T")
 
@@ -28,6 +31,9 @@ OWNED: dict[str, Any] = {
     "app.kubernetes.io/managed-by": MANAGED_BY,
     DEPLOYMENT_LABEL: kopf.PRESENT,
 }
+# The replicas' objects, and scale to zero's activator (its Deployment and Lease).
+REPLICAS = {**OWNED, "app.kubernetes.io/component": COMPONENT}
+ACTIVATORS = {**OWNED, "app.kubernetes.io/component": ACTIVATOR}
 
 
 @kopf.on.startup()
@@ -94,16 +100,21 @@ async def autoscale(
     interval = _config(memo).evaluation_interval_seconds
     meta = body["metadata"]
     pods_of, held_of = _pods(kw["replica_pods"]), _held(kw["held_replicas"])
+    activator_of = _activator(kw)
     while not stopped:
         try:
-            pods = pods_of(meta["namespace"], meta["name"])
-            await asyncio.to_thread(auto.evaluate, dict(body), pods=pods, held=held_of)
+            ns, name = meta["namespace"], meta["name"]
+            pods = pods_of(ns, name)
+            activator = activator_of(ns, name)
+            await asyncio.to_thread(
+                auto.evaluate, dict(body), pods=pods, held=held_of, activator=activator
+            )
         except Exception as exc:  # one bad evaluation must not end the loop
             logger.warning(f"autoscaler evaluation failed: {exc}")
         await stopped.wait(interval)
 
 
-REPLICA_PODS = {**OWNED, "app.kubernetes.io/component": COMPONENT}
+REPLICA_PODS = REPLICAS
 
 
 @kopf.index("", "v1", "pods", labels=REPLICA_PODS)
@@ -122,7 +133,7 @@ def _pods(index: kopf.Index[tuple[str, str], PodState]) -> rec.PodSource:
     return pods_of
 
 
-@kopf.index("apps", "v1", "deployments", labels=OWNED)
+@kopf.index("apps", "v1", "deployments", labels=REPLICAS)
 def held_replicas(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, Held]:
     """What each namespace's owned Deployments ask for: the limits in ``limits`` count it."""
     return {namespace or "": Held.of_deployment(dict(body))}
@@ -143,11 +154,41 @@ def llmd_bodies(
     return {(namespace or "", name or ""): copy.deepcopy(dict(body))}
 
 
-@kopf.index("apps", "v1", "deployments", labels=OWNED)
+@kopf.index("apps", "v1", "deployments", labels=REPLICAS)
 def deployment_states(
     body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
 ) -> dict[tuple[str, str], DeploymentState]:
     return {(namespace or "", labels[DEPLOYMENT_LABEL]): DeploymentState.parse(dict(body))}
+
+
+@kopf.index("apps", "v1", "deployments", labels=ACTIVATORS)
+def activator_states(
+    body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
+) -> dict[tuple[str, str], DeploymentState]:
+    """Each object's activator Deployment (scale to zero): is it ready, does it exist at all."""
+    return {(namespace or "", labels[DEPLOYMENT_LABEL]): DeploymentState.parse(dict(body))}
+
+
+@kopf.index("coordination.k8s.io", "v1", "leases", labels=ACTIVATORS)
+def activator_leases(
+    body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
+) -> dict[tuple[str, str], LeaseState]:
+    """What each activator reports holding."""
+    return {(namespace or "", labels[DEPLOYMENT_LABEL]): LeaseState.parse(dict(body))}
+
+
+def _activator(kw: dict[str, Any]) -> Callable[[str, str], ActivatorState]:
+    deployments, leases = _one(kw["activator_states"]), _one(kw["activator_leases"])
+
+    def activator_of(namespace: str, name: str) -> ActivatorState:
+        dep, lease = deployments(namespace, name), leases(namespace, name)
+        return ActivatorState(
+            ready=bool(dep and dep.ready_replicas),
+            held=lease.held if lease else 0,
+            held_since=lease.held_since if lease else None,
+        )
+
+    return activator_of
 
 
 def _one(index: kopf.Index[tuple[str, str], T]) -> Callable[[str, str], T | None]:
@@ -162,6 +203,7 @@ def _watched(kw: dict[str, Any]) -> rec.Watched:
         llmd=_one(kw["llmd_bodies"]),
         deployment=_one(kw["deployment_states"]),
         pods=_pods(kw["replica_pods"]),
+        activator=_one(kw["activator_states"]),
     )
 
 
@@ -171,13 +213,48 @@ def _refresh(body: kopf.Body, memo: kopf.Memo, kw: dict[str, Any]) -> None:
     rec.refresh_status(_kube(memo), meta["namespace"], name, watched=_watched(kw))
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
+@kopf.on.event("apps", "v1", "deployments", labels=REPLICAS)
 def deployment_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any) -> None:
     if type == "DELETED":
         meta = body["metadata"]
         quota.LEDGER.forget(meta["namespace"], meta["labels"][DEPLOYMENT_LABEL])
     else:
         _refresh(body, memo, kw)
+
+
+@kopf.on.event("coordination.k8s.io", "v1", "leases", labels=ACTIVATORS)
+def lease_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any) -> None:
+    """The activator holds requests: wake the object at once (not at the next evaluation), and
+    say when the wake ends (``autoscaling/wake.py``)."""
+    meta = body["metadata"]
+    ns, name = meta["namespace"], meta["labels"][DEPLOYMENT_LABEL]
+    wakes: Wakes = memo["wakes"]
+    if type == "DELETED":
+        wakes.forget((ns, name))
+        return
+    llmd = _one(kw["llmd_bodies"])(ns, name)
+    if llmd is None:
+        return
+    lease = LeaseState.parse(dict(body))
+    dep = _one(kw["deployment_states"])(ns, name)
+    stz = ((llmd.get("spec") or {}).get("autoscaling") or {}).get("scaleToZero") or {}
+    event = wakes.observe(
+        (ns, name),
+        lease,
+        ready=dep.ready_replicas if dep else 0,
+        hold_seconds=int(stz.get("holdSeconds") or 0),
+        now=time.time(),
+    )
+    if event is not None:
+        uid = llmd["metadata"]["uid"]
+        post_event(owner_body(ns, name, uid), event.type, event.reason, event.message)
+    if lease.held:
+        memo["autoscaler"].wake(
+            llmd,
+            _activator(kw)(ns, name),
+            pods=_pods(kw["replica_pods"])(ns, name),
+            held=_held(kw["held_replicas"]),
+        )
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OWNED)
@@ -208,6 +285,7 @@ def run(
         kube=kube,
         peering=peering,
         autoscaler=autoscaler,
+        wakes=Wakes(),
         metrics_port=metrics_port,
         namespaces=list(namespaces or []),
     )

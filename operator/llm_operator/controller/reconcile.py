@@ -32,7 +32,7 @@ from llm_operator.builders.kinds import (
     desired_replicas,
 )
 from llm_operator.config import OperatorConfig
-from llm_operator.controller import quota
+from llm_operator.controller import quota, zero
 from llm_operator.kube.client import Kube, is_transient, owned_by
 from llm_operator.kube.events import owner_body, post_event
 from llm_operator.kube.states import DeploymentState, PodState
@@ -168,7 +168,8 @@ def reconcile(
     meta = obj.metadata
     try:
         sm = kube.service_monitors_available()
-        desired = build_all(obj, config, service_monitor_available=sm)
+        ready = zero.ready_replicas(kube, obj, watched.deployment if watched else None)
+        desired = build_all(obj, config, service_monitor_available=sm, ready_replicas=ready)
         # Each child is read once: for the ownership check and as the apply's starting point.
         current = [kube.current(m) for m in desired]
         conflict = name_conflict(obj, desired, current)
@@ -176,6 +177,7 @@ def reconcile(
             mark_invalid(kube, body, conflict)
             raise kopf.TemporaryError(conflict.message, delay=CONFLICT_RECHECK_SECONDS)
         changed = [m for m, now in zip(desired, current, strict=True) if kube.apply(m, now)]
+        zero.applied(obj, desired)
         wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
         for kind in ALL_KINDS:
             if kind is SERVICE_MONITOR and not sm:
@@ -185,6 +187,7 @@ def reconcile(
                 kind.api_version, kind.kind, meta.namespace, name, meta.uid
             ):
                 changed.append({"kind": kind.kind, "metadata": {"name": name}})
+        changed += zero.prune(kube, obj, watched.activator if watched else None)
     except ApiException as exc:
         if is_transient(exc):
             raise kopf.TemporaryError(
@@ -246,6 +249,7 @@ class Watched:
     llmd: Callable[[str, str], dict[str, Any] | None]
     deployment: Callable[[str, str], DeploymentState | None]
     pods: PodSource
+    activator: zero.ActivatorSource  # the activator's Deployment (scale to zero)
 
 
 _refresh_state: dict[tuple[str, str], str] = {}
@@ -290,6 +294,7 @@ def _refresh_status(kube: Kube, namespace: str, name: str, watched: Watched | No
     body = watched.llmd(namespace, name) if watched else kube.get_llmd(namespace, name)
     if body is None:
         _written.pop(key, None)
+        zero.forget(namespace, name)
         return
     obj = parse(body)
     if isinstance(obj, Invalid):
@@ -304,6 +309,7 @@ def _refresh_status(kube: Kube, namespace: str, name: str, watched: Watched | No
         deployment = watched.deployment(namespace, name)
     else:
         deployment = kube.get_deployment(namespace, name)
+    zero.switch_front(kube, obj, deployment)
     if deployment is None:
         pods: list[PodState] = []
     elif watched:

@@ -55,28 +55,34 @@ async def serve(act: Activator, host: str, port: int, metrics_port: int) -> list
     return runners
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+def build(args: argparse.Namespace) -> tuple[Activator, KubeCluster]:
+    """The activator the arguments describe, and its cluster client (close it after)."""
     if not args.kube_server:
         raise SystemExit("llm-activator: --kube-server is required outside a pod")
+    cluster = KubeCluster(
+        args.kube_server,
+        args.namespace,
+        args.service,
+        args.lease,
+        token_file=args.token_file,
+        ca_file=args.ca_file or None,
+    )
+    act = Activator(
+        Gateway(config_path=args.config),
+        cluster,
+        hold_seconds=args.hold_seconds,
+        max_held=args.max_held,
+    )
+    return act, cluster
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     quiet_server_logs()
 
     async def run() -> None:
-        cluster = KubeCluster(
-            args.kube_server,
-            args.namespace,
-            args.service,
-            args.lease,
-            token_file=args.token_file,
-            ca_file=args.ca_file or None,
-        )
-        act = Activator(
-            Gateway(config_path=args.config),
-            cluster,
-            hold_seconds=args.hold_seconds,
-            max_held=args.max_held,
-        )
+        act, cluster = build(args)
         runners = await serve(act, args.host, args.port, args.metrics_port)
         try:
             await asyncio.Event().wait()

@@ -18,7 +18,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from llm_operator.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from llm_operator.builders.common import DEPLOYMENT_LABEL, MANAGED_BY, REPLACE_ANNOTATION
+from llm_operator.builders.common import COMPONENT, DEPLOYMENT_LABEL, MANAGED_BY, REPLACE_ANNOTATION
 from llm_operator.builders.kinds import JOB, SERVICE_MONITOR
 from llm_operator.kube.states import DeploymentState, Held, JobState, Manifest, PodState
 
@@ -236,8 +236,12 @@ class Kube:
         return [PodState.parse(p) for p in raw.get("items") or []]
 
     def held(self, namespace: str) -> list[Held]:
-        """What the namespace's owned Deployments ask for (the operator reads its index)."""
-        owned = f"app.kubernetes.io/managed-by={MANAGED_BY},{DEPLOYMENT_LABEL}"
+        """What the namespace's owned replica Deployments ask for (the operator reads its index;
+        an activator's CPU pod is not a replica)."""
+        owned = (
+            f"app.kubernetes.io/managed-by={MANAGED_BY},{DEPLOYMENT_LABEL},"
+            f"app.kubernetes.io/component={COMPONENT}"
+        )
         apps = client.AppsV1Api(self.api)
         deps = apps.list_namespaced_deployment(namespace, label_selector=owned)
         raw = self.api.sanitize_for_serialization(deps)

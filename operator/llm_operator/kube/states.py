@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from llm_operator.builders.common import DEPLOYMENT_LABEL
 from llm_operator.config import GPU_RESOURCE
+from llm_operator.gateway.activator_kube import HELD_ANNOTATION, HELD_SINCE_ANNOTATION
 
 Manifest = dict[str, Any]
 
@@ -125,3 +127,34 @@ class JobState:
             failed_pods=int(st.get("failed") or 0),
             duration_seconds=duration,
         )
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """The activator's report, parsed defensively: the activator's pod wrote it."""
+
+    held: int
+    held_since: float | None
+
+    @classmethod
+    def parse(cls, lease: Manifest) -> LeaseState:
+        ann = (lease.get("metadata") or {}).get("annotations") or {}
+        try:
+            held = max(0, int(str(ann.get(HELD_ANNOTATION) or "0")[:12]))
+        except ValueError:
+            held = 0
+        since: float | None = None
+        raw = ann.get(HELD_SINCE_ANNOTATION)
+        if held and isinstance(raw, str):
+            with contextlib.suppress(ValueError):
+                since = dt.datetime.fromisoformat(raw[:40]).timestamp()
+        return cls(held=held, held_since=since)
+
+
+@dataclass(frozen=True)
+class ActivatorState:
+    """What the autoscaler needs from the activator: can it take the traffic, what it holds."""
+
+    ready: bool
+    held: int = 0
+    held_since: float | None = None
