@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,9 @@ import pytest
 import yaml
 
 from llm_operator.lab import localcluster as lc
+from llm_operator.lab.localcluster.backing import PodBacking, SimFactory
+from llm_operator.lab.localcluster.monitoring import RELEASE_LABELS, ClusterPrometheus
+from llm_operator.lab.localcluster.prometheus import LocalPrometheus
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.cluster
@@ -236,3 +240,46 @@ class OperatorProcess:
 
     def tail(self, n: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+@contextlib.contextmanager
+def autoscaling_stack(
+    cluster: lc.LocalCluster,
+    chart_kubeconfig: Path,
+    tmp: Path,
+    sim_factory: SimFactory,
+    interval: float,
+) -> Iterator[tuple[OperatorProcess, LocalPrometheus, PodBacking]]:
+    """The autoscaler's whole loop: the real Prometheus Operator and Prometheus, the operator
+    with the chart's ServiceAccount (it needs no right the chart does not grant), and every
+    Ready pod backed by real servers."""
+    monitoring = ClusterPrometheus(cluster, workdir=tmp / "prometheus")
+    monitoring.start()
+    assert monitoring.server is not None
+    prom = monitoring.server
+    cfg = tmp / "operator.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "prometheusUrl": prom.url,
+                # The local Prometheus selects ServiceMonitors by this label, as
+                # kube-prometheus-stack selects by its release label.
+                "serviceMonitorLabels": RELEASE_LABELS,
+                "evaluationIntervalSeconds": interval,
+                "coldStartSeconds": 3,
+                "metricsWindow": "10s",
+            }
+        )
+    )
+    op = OperatorProcess(cluster, tmp / "operator.log", kubeconfig=chart_kubeconfig, config=cfg)
+    op.start()
+    backing = PodBacking(
+        kubeconfig=str(cluster.kubeconfig), sim_factory=sim_factory, workdir=tmp / "pods"
+    )
+    backing.start()
+    try:
+        yield op, prom, backing
+    finally:
+        backing.stop()
+        op.stop()
+        monitoring.stop()

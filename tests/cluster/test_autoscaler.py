@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from llm_operator.lab import localcluster as lc
-from llm_operator.lab.localcluster.backing import PodBacking, load_loop
-from llm_operator.lab.localcluster.monitoring import RELEASE_LABELS, ClusterPrometheus
+from llm_operator.lab.localcluster.backing import PodBacking
+from llm_operator.lab.localcluster.load import load_loop
+from llm_operator.lab.localcluster.monitoring import RELEASE_LABELS
 from llm_operator.lab.localcluster.prometheus import LocalPrometheus
 from llm_operator.lab.sim.engine import EngineSim
 from llm_operator.lab.sim.model import model_for
@@ -32,6 +32,7 @@ from tests.cluster.conftest import (
     CHART,
     OperatorProcess,
     apply,
+    autoscaling_stack,
     condition,
     events,
     forbidden_calls,
@@ -56,34 +57,10 @@ def small_engine(namespace: str, name: str) -> EngineSim:
 def stack(
     cluster: lc.LocalCluster, chart_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[OperatorProcess, LocalPrometheus, PodBacking]]:
-    tmp = tmp_path_factory.mktemp("autoscaler")
-    monitoring = ClusterPrometheus(cluster, workdir=tmp / "prometheus")
-    monitoring.start()
-    assert monitoring.server is not None
-    prom = monitoring.server
-    cfg = tmp / "operator.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "prometheusUrl": prom.url,
-                # The local Prometheus selects ServiceMonitors by this label, as
-                # kube-prometheus-stack selects by its release label.
-                "serviceMonitorLabels": RELEASE_LABELS,
-                "evaluationIntervalSeconds": INTERVAL,
-                "coldStartSeconds": 3,
-                "metricsWindow": "10s",
-            }
-        )
-    )
-    # With the chart's ServiceAccount: the autoscaler needs no right the chart does not grant.
-    op = OperatorProcess(cluster, tmp / "operator.log", kubeconfig=chart_kubeconfig, config=cfg)
-    op.start()
-    backing = PodBacking(kubeconfig=str(cluster.kubeconfig), sim_factory=small_engine)
-    backing.start()
-    yield op, prom, backing
-    backing.stop()
-    op.stop()
-    monitoring.stop()
+    with autoscaling_stack(
+        cluster, chart_kubeconfig, tmp_path_factory.mktemp("autoscaler"), small_engine, INTERVAL
+    ) as stack:
+        yield stack
 
 
 def evaluations(op: OperatorProcess) -> int:

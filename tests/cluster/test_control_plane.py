@@ -39,13 +39,20 @@ def gpu_deployment(name: str, replicas: int, gpus: int) -> dict[str, Any]:
 
 
 def test_nodes_have_gpu_capacity_and_product_labels(cluster: lc.LocalCluster) -> None:
-    nodes = get_json(cluster, "nodes")["items"]
+    everything = get_json(cluster, "nodes")["items"]
+    nodes = [n for n in everything if "nvidia.com/gpu" in n["status"]["capacity"]]
     assert len(nodes) == 6
     products = sorted(n["metadata"]["labels"]["nvidia.com/gpu.product"] for n in nodes)
     assert products == ["NVIDIA-A10G"] * 3 + ["NVIDIA-H100-80GB-HBM3"] * 3
     for n in nodes:
         assert n["status"]["capacity"]["nvidia.com/gpu"] == "4"
         assert n["status"]["allocatable"]["nvidia.com/gpu"] == "4"
+        assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in n["spec"][
+            "taints"
+        ]
+    # And one CPU node, untainted, as every cluster has for the pods that need no GPU.
+    [cpu] = [n for n in everything if n not in nodes]
+    assert not (cpu.get("spec") or {}).get("taints")
 
 
 def test_gpu_deployment_becomes_ready_on_gpu_nodes(

@@ -101,6 +101,8 @@ def run_demo(
             + ", ".join(
                 f"{n['metadata']['name']} ({n['metadata']['labels']['nvidia.com/gpu.product']}, "
                 f"{n['status']['capacity']['nvidia.com/gpu']} GPUs)"
+                if "nvidia.com/gpu" in n["status"]["capacity"]
+                else f"{n['metadata']['name']} (CPU)"
                 for n in nodes
             )
         )

@@ -9,6 +9,10 @@ finds these pods on its own, through the ServiceMonitor the operator built, the 
 Operator's configuration and Kubernetes service discovery (``monitoring``): the backing
 registers no target and gives no label. When a pod goes away, so do its servers.
 
+Scale to zero's activator pods get an ``llm-activator`` the same way, with what a kubelet would
+give it (``kubelet``): a token for its ServiceAccount, the API server's address and CA, the API
+keys Secret as files (replica pods get those too).
+
 Two modes: in process (tests; ``sim_factory`` builds each simulator, all pods share this
 process's event loop) and, with ``engine_command``, one engine process (``llm-lab sim
 engine``) and one gateway process (``llm-gateway``) per pod, as in a real pod — the demo uses it
@@ -20,15 +24,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import yaml
@@ -36,6 +44,8 @@ from aiohttp import web
 from kubernetes import client, config
 
 from llm_operator.builders.common import (
+    ACTIVATOR,
+    COMPONENT,
     DEPLOYMENT_LABEL,
     ENGINE_PORT,
     GATEWAY_PORT,
@@ -46,10 +56,12 @@ from llm_operator.builders.common import (
 from llm_operator.gateway.app import Gateway
 from llm_operator.gateway.config import CONFIG_FILE, GatewayConfig
 from llm_operator.gateway.server import serve as serve_gateway
+from llm_operator.lab.localcluster.kubelet import KEYS_VOLUME, mount_secret, start_activator
 from llm_operator.lab.localcluster.netns import in_private_network
 from llm_operator.lab.sim.engine import EngineSim
 from llm_operator.lab.sim.engine import serve as serve_engine
 
+log = logging.getLogger("llm_operator.lab.backing")
 SimFactory = Callable[[str, str], EngineSim]  # (namespace, deployment) -> simulator
 # (namespace, deployment, host, port) -> argv
 EngineCommand = Callable[[str, str, str, int], list[str]]
@@ -69,6 +81,9 @@ class Backend:
     inflight: int = 0  # requests the load generator has outstanding here
     starting: bool = False  # process mode: until the gateway answers /readyz
     draining: bool = False
+    component: str = COMPONENT  # or ACTIVATOR: never picked for load, never counted a replica
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    files: Path | None = None  # what the kubelet would have mounted (removed with the pod)
 
     @property
     def busy(self) -> int:
@@ -122,8 +137,20 @@ class PodBacking:
         return [
             b.gateway_url
             for b in list(self.backends.values())
-            if b.namespace == namespace and b.deployment == deployment
+            if b.namespace == namespace and b.deployment == deployment and b.component == COMPONENT
         ]
+
+    def activator(self, namespace: str, deployment: str) -> str | None:
+        """The backed activator pod's URL, once it serves."""
+        return next(
+            (
+                b.gateway_url
+                for b in list(self.backends.values())
+                if (b.namespace, b.deployment, b.component) == (namespace, deployment, ACTIVATOR)
+                and not (b.starting or b.draining)
+            ),
+            None,
+        )
 
     def _choose(self, namespace: str, deployment: str) -> Backend | None:
         """Least outstanding requests, ties broken round-robin (what a Service mesh does)."""
@@ -132,6 +159,7 @@ class PodBacking:
             for b in list(self.backends.values())
             if b.namespace == namespace
             and b.deployment == deployment
+            and b.component == COMPONENT
             and not (b.starting or b.draining)
         ]
         if not bs:
@@ -159,9 +187,10 @@ class PodBacking:
     async def _main(self) -> None:
         try:
             while not self._stop.is_set():
-                # the API server may be restarting: try again at the next poll
-                with contextlib.suppress(Exception):
+                try:
                     await self._sync()
+                except Exception as exc:  # the API server may be restarting: try again
+                    log.warning("pod backing: sync failed: %r", exc)
                 await asyncio.sleep(self.poll_seconds)
         finally:
             for key in list(self.backends):
@@ -173,7 +202,7 @@ class PodBacking:
             label_selector=f"app.kubernetes.io/managed-by={MANAGED_BY},{DEPLOYMENT_LABEL}",
         )
         raw = self._core.api_client.sanitize_for_serialization(pods)
-        ready: dict[str, tuple[str, str, str, str]] = {}
+        ready: dict[str, tuple[str, str, str, str, dict[str, Any]]] = {}
         for p in raw.get("items") or []:
             meta, st = p["metadata"], p.get("status") or {}
             conds = {c["type"]: c["status"] for c in st.get("conditions") or []}
@@ -184,18 +213,20 @@ class PodBacking:
             ):
                 key = f"{meta['namespace']}/{meta['name']}"
                 deployment = meta["labels"][DEPLOYMENT_LABEL]
-                ready[key] = (meta["namespace"], deployment, meta["name"], st["podIP"])
+                ready[key] = (meta["namespace"], deployment, meta["name"], st["podIP"], p)
         for key, b in list(self.backends.items()):
             if key not in ready and not b.draining:
                 # Like a terminating pod behind a Service: no new requests, in-flight ones
                 # finish (up to the pod's 60 s grace period), then the servers stop.
                 b.draining = True
                 asyncio.get_running_loop().create_task(self._drain(key))
-        for key, (namespace, deployment, pod, ip) in ready.items():
+        for key, (namespace, deployment, pod, ip, raw_pod) in ready.items():
             if key not in self.backends:
-                await self._add(key, namespace, deployment, pod, ip)
+                await self._add(key, namespace, deployment, pod, ip, raw_pod)
 
-    async def _add(self, key: str, namespace: str, deployment: str, pod: str, ip: str) -> None:
+    async def _add(
+        self, key: str, namespace: str, deployment: str, pod: str, ip: str, raw: dict[str, Any]
+    ) -> None:
         cm = await asyncio.to_thread(
             self._core.read_namespaced_config_map, config_map_name(deployment), namespace
         )
@@ -205,23 +236,33 @@ class PodBacking:
             if old.ip == ip:
                 await self._drop(old_key)
         data = yaml.safe_load((cm.data or {})[CONFIG_FILE])
+        if self.workdir is not None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        files = Path(tempfile.mkdtemp(prefix=f"{namespace}-{pod}-", dir=self.workdir))
+        keys = await asyncio.to_thread(
+            mount_secret, self._core, namespace, raw, KEYS_VOLUME, files / "keys"
+        )
+        data["apiKeysDir"] = str(keys) if keys else None
+        if raw["metadata"]["labels"].get("app.kubernetes.io/component") == ACTIVATOR:
+            await self._add_activator(key, namespace, deployment, pod, ip, raw, data, files)
+            return
         # A pod's loopback is its own; here all pods share one network namespace, so each gets
         # its own loopback address (127.<pod IP's last three bytes>): the engine is as
         # unreachable from the pod IP as in a pod whose engine binds 127.0.0.1.
         loopback = "127." + ip.split(".", 1)[1]
         data["engineUrl"] = f"http://{loopback}:{ENGINE_PORT}"
-        data.pop("apiKeysDir", None)  # Secrets are not mounted into simulated pods
         urls = (f"http://{ip}:{GATEWAY_PORT}", f"http://{loopback}:{ENGINE_PORT}")
         if self.engine_command is None:
             sim = self.sim_factory(namespace, deployment)
             runners = [await serve_engine(sim, loopback, ENGINE_PORT)]
             gw = Gateway(initial=GatewayConfig.model_validate(data))
             runners.append(await serve_gateway(gw, ip, GATEWAY_PORT, METRICS_PORT))
-            self.backends[key] = Backend(namespace, deployment, pod, ip, *urls, sim, runners)
+            self.backends[key] = Backend(
+                namespace, deployment, pod, ip, *urls, sim, runners, files=files
+            )
             return
         assert self.workdir is not None, "process mode needs a workdir"
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        cfg = self.workdir / f"{namespace}-{pod}-gateway.yaml"
+        cfg = files / "gateway.yaml"
         cfg.write_text(yaml.safe_dump(data))
         gateway = str(Path(sys.executable).parent / "llm-gateway")
         argvs = [
@@ -246,8 +287,36 @@ class PodBacking:
                         argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                     )
                 )
-        b = Backend(namespace, deployment, pod, ip, *urls, procs=procs, starting=True)
+        b = Backend(namespace, deployment, pod, ip, *urls, procs=procs, starting=True, files=files)
         self.backends[key] = b  # known (and cleaned up) before it serves
+        self._wait(b)
+
+    async def _add_activator(
+        self,
+        key: str,
+        namespace: str,
+        deployment: str,
+        pod: str,
+        ip: str,
+        raw: dict[str, Any],
+        data: dict[str, Any],
+        files: Path,
+    ) -> None:
+        """``llm-activator`` as its pod spec says, with its ServiceAccount's own token."""
+        log = None
+        if self.engine_command is not None:
+            assert self.workdir is not None, "process mode needs a workdir"
+            log = self.workdir / f"{namespace}-{pod}.log"
+        started = await start_activator(self._core, raw, ip=ip, data=data, files=files, log=log)
+        url = f"http://{ip}:{GATEWAY_PORT}"
+        b = Backend(namespace, deployment, pod, ip, url, url, component=ACTIVATOR, files=files)
+        b.runners, b.closers, b.procs = started
+        b.starting = bool(b.procs)
+        self.backends[key] = b
+        if b.procs:
+            self._wait(b)
+
+    def _wait(self, b: Backend) -> None:
         # Wait for it beside the sync loop: pods turning Ready together start in parallel.
         task = asyncio.get_running_loop().create_task(self._wait_ready(b))
         task.add_done_callback(
@@ -286,6 +355,9 @@ class PodBacking:
         for r in reversed(b.runners):
             with contextlib.suppress(Exception):
                 await r.cleanup()
+        for close in b.closers:
+            with contextlib.suppress(Exception):
+                await close()
         for p in b.procs:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGTERM)
@@ -296,46 +368,9 @@ class PodBacking:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
                 await asyncio.to_thread(p.wait, 5)
+        if b.files is not None:
+            shutil.rmtree(b.files, ignore_errors=True)
 
     def pids(self) -> list[int]:
         """Processes of every backed pod (process mode), for leak checks."""
         return [p.pid for b in list(self.backends.values()) for p in b.procs]
-
-
-async def load_loop(
-    backing: PodBacking,
-    namespace: str,
-    deployment: str,
-    *,
-    concurrency: int,
-    stop: asyncio.Event,
-    max_tokens: int = 64,
-    prompt: str = "hello",
-    on_result: Callable[[int, float], None] | None = None,
-) -> int:
-    """Closed-loop load: ``concurrency`` clients, each sending the next request when its last
-    finished, to the least-loaded backed pod. Returns the number of requests completed."""
-    done = 0
-    body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
-
-        async def client_loop() -> None:
-            nonlocal done
-            while not stop.is_set():
-                url = backing.pick(namespace, deployment)
-                if url is None:
-                    await asyncio.sleep(0.2)
-                    continue
-                t0 = time.monotonic()
-                try:
-                    async with s.post(f"{url}/v1/chat/completions", json=body) as r:
-                        await r.read()
-                        status = r.status
-                except aiohttp.ClientError:
-                    status = 599
-                if on_result:
-                    on_result(status, time.monotonic() - t0)
-                done += status == 200
-
-        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-    return done

@@ -18,7 +18,12 @@ from typing import IO, Any
 
 import yaml
 
-from llm_operator.lab.localcluster.nodes import KWOK_NODE_LABEL, KWOK_NODE_VALUE, node_manifest
+from llm_operator.lab.localcluster.nodes import (
+    KWOK_NODE_LABEL,
+    KWOK_NODE_VALUE,
+    cpu_node_manifest,
+    node_manifest,
+)
 from llm_operator.lab.localcluster.pki import PKI
 from llm_operator.lab.localcluster.processes import (
     ClusterError,
@@ -308,6 +313,7 @@ class LocalCluster:
         )
         for i, product in enumerate(self.gpu_products):
             self.add_gpu_nodes(self.nodes, product, first=i * self.nodes)
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(cpu_node_manifest()))
         self.wait_nodes_ready()
         # Namespaces need their default ServiceAccount before pods can be created.
         self._wait(
@@ -319,7 +325,7 @@ class LocalCluster:
 
     @property
     def node_count(self) -> int:
-        return self.nodes * len(self.gpu_products)
+        return self.nodes * len(self.gpu_products) + 1  # and the CPU node
 
     def node_manifest(self, index: int, product: str) -> dict[str, Any]:
         return node_manifest(index, product, self.gpus_per_node)
@@ -340,7 +346,7 @@ class LocalCluster:
                 for n in items
             )
 
-        self._wait("kwok", all_ready, timeout, "all GPU nodes Ready")
+        self._wait("kwok", all_ready, timeout, "all nodes Ready")
 
     def token_kubeconfig(self, token: str, name: str) -> Path:
         """A kubeconfig that authenticates with a bearer token only (e.g. a ServiceAccount's)."""

@@ -1,4 +1,6 @@
-"""Simulated GPU nodes: kwok manages nodes with this label; each has nvidia.com/gpu capacity."""
+"""Simulated nodes: kwok manages nodes with this label. GPU nodes have nvidia.com/gpu capacity
+and the taint GPU node pools carry (only pods that tolerate it land there); one CPU node, as every
+real cluster has, runs the pods that need no GPU (scale to zero's activator)."""
 
 from __future__ import annotations
 
@@ -32,5 +34,28 @@ def node_manifest(index: int, product: str, gpus_per_node: int) -> dict[str, Any
             "annotations": {"kwok.x-k8s.io/node": "fake"},
         },
         "spec": {"taints": [{"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}]},
+        "status": {"capacity": cap, "allocatable": cap},
+    }
+
+
+CPU_NODE = "cpu-node-0"
+
+
+def cpu_node_manifest() -> dict[str, Any]:
+    cap = {"cpu": "16", "memory": "64Gi", "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": CPU_NODE,
+            "labels": {
+                KWOK_NODE_LABEL: KWOK_NODE_VALUE,
+                "kubernetes.io/hostname": CPU_NODE,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "node.kubernetes.io/instance-type": "simulated-cpu",
+            },
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+        },
         "status": {"capacity": cap, "allocatable": cap},
     }
