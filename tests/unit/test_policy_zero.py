@@ -166,3 +166,44 @@ def test_the_owners_quota_wins_over_a_wake() -> None:
         now=NOW,
     )
     assert d.desired == 0 and d.limit == "quota"
+
+
+def at(now: float, **kw: Any) -> Signals:
+    return Signals(at=now - 5, ttft_p95=0.2, itl_p95=0.02, kv_usage=0.01, **kw)
+
+
+def _step(history: History, replicas: Replicas, signals: Signals | None, now: float) -> Any:
+    d = decide(
+        signals,
+        replicas,
+        zero_spec(),
+        price_per_replica_hour=PRICE,
+        now=now,
+        history=history,
+        cold_start_seconds=90.0,
+    )
+    return d, remember(history, d, now, None)
+
+
+def test_the_held_backlog_released_to_the_first_replica_is_not_load() -> None:
+    h = History(recommendations=((NOW - 600, 0),))
+    # Woken with 1 held; 60 held while the replica loads (none in an engine's queue).
+    d, h = _step(h, Replicas(0, 0, held=1, activator_ready=True), None, NOW)
+    assert d.desired == 1
+    loading = Replicas(1, 0, held=60, activator_ready=True)
+    d, h = _step(h, loading, at(NOW + 60, queue=0.0), NOW + 60)
+    assert d.desired == 1
+    # Ready: the activator released them (held 0); the engine's queue shows them next.
+    d, h = _step(h, Replicas(1, 1, held=0, activator_ready=True), at(NOW + 90, queue=0.0), NOW + 90)
+    assert h.released == (NOW + 90, 60)
+    queued = {**BUSY, "queue": 70.0, "running": 8.0, "requests": 1.0}
+    d, h = _step(h, Replicas(1, 1, activator_ready=True), at(NOW + 105, **queued), NOW + 105)
+    assert d.desired == 1 and d.hold, d.reason  # 60 held + 15 s x 1/s arrived since >= 70
+    assert "the 60 request(s) the activator held went to the first replica 15 s ago" in d.reason
+    # A queue past what was held and what arrived since is load: decided as usual.
+    flood = {**queued, "queue": 400.0}
+    d, _ = _step(h, Replicas(1, 1, activator_ready=True), at(NOW + 120, **flood), NOW + 120)
+    assert d.desired > 1, d.reason
+    # And after one cold start the backlog is history.
+    d, _ = _step(h, Replicas(1, 1, activator_ready=True), at(NOW + 181, **queued), NOW + 181)
+    assert "activator held" not in d.reason

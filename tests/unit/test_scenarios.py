@@ -69,7 +69,8 @@ def test_scenarios_are_seeded() -> None:
     for s in sc.scenarios():
         assert s.trace(5)[:50] == s.trace(5)[:50]
         assert s.trace(5)[:50] != s.trace(6)[:50]
-    assert {s.name for s in sc.scenarios() if s.held_out} == {"flash-crowd", "heavy-tail"}
+    held_out = {s.name for s in sc.scenarios() if s.held_out}
+    assert held_out == {"flash-crowd", "heavy-tail", "idle-hours"}
 
 
 def score(attainment: float, gpu_hours: float) -> Score:

@@ -76,6 +76,8 @@ class History:
     ready: int = 0  # ready replicas at the last decision
     grew_at: float | None = None  # when the ready count last grew
     active_at: float | None = None  # when requests last arrived, ran or waited (scale to zero)
+    held_peak: int = 0  # the most requests the activator held during the wake under way
+    released: tuple[float, int] | None = None  # (when, how many) a wake's held requests went
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class Decision:
     unresponsive: tuple[tuple[str, float], ...] = ()  # found (or still) unresponsive now
     running_per_replica: float = 0.0
     active: bool | None = None  # requests arrived, ran or waited (None: nothing said)
+    held: int = 0  # requests the activator held at the decision (scale to zero)
+    fleet_ready: int = 0  # ready replicas at the decision (scale to zero)
 
     @property
     def changed(self) -> bool:

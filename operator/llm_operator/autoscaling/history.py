@@ -132,8 +132,14 @@ def remember(
     active_at = history.active_at
     if decision.active or active_at is None:
         active_at = now
+    # A wake: the activator held requests; when a replica is ready they are released to it.
+    held_peak, released = max(history.held_peak, decision.held), history.released
+    if held_peak and not decision.held and decision.fleet_ready:
+        held_peak, released = 0, (now, held_peak)
     return History(
         active_at=active_at,
+        held_peak=held_peak,
+        released=released,
         recommendations=recs,
         demand=dem,
         limit=decision.limit,

@@ -39,10 +39,13 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    the fleet goes to zero at once (no step, no window: idleness is its own window). At zero the
    policy holds until the activator holds a request, then asks for the replicas the held
    requests need at once (one, or more when more are held than a replica was seen to run).
+   For one cold start after the first replica takes the requests the activator held, a queue
+   no longer than what was held is that one-off backlog draining, not load: the fleet holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from llm_operator.api.v1alpha1 import Autoscaling
@@ -68,7 +71,7 @@ from llm_operator.autoscaling.tuning import (
     SETTLE,
     TOLERANCE,
 )
-from llm_operator.autoscaling.zero import from_zero, to_zero
+from llm_operator.autoscaling.zero import draining, from_zero, to_zero
 
 
 def decide(
@@ -84,7 +87,11 @@ def decide(
 ) -> Decision:
     zero = spec.scale_to_zero
     if zero.enabled and replicas.current == 0:
-        return from_zero(replicas, spec, history, now)
+        return _seen(from_zero(replicas, spec, history, now), replicas)
+    if zero.enabled:
+        held = draining(signals, replicas, history, now, cold_start_seconds)
+        if held is not None:
+            return _seen(held, replicas)
     decision = _decide(
         signals,
         replicas,
@@ -95,7 +102,13 @@ def decide(
         cold_start_seconds=cold_start_seconds,
         max_signal_age=max_signal_age,
     )
-    return to_zero(decision, signals, replicas, spec, history, now, max_signal_age)
+    decision = to_zero(decision, signals, replicas, spec, history, now, max_signal_age)
+    return _seen(decision, replicas) if zero.enabled else decision
+
+
+def _seen(decision: Decision, replicas: Replicas) -> Decision:
+    """With what ``remember`` keeps of a wake: the requests held, the replicas ready."""
+    return dataclasses.replace(decision, held=replicas.held, fleet_ready=replicas.ready)
 
 
 def _decide(

@@ -68,3 +68,35 @@ def from_zero(replicas: Replicas, spec: Autoscaling, history: History, now: floa
     if limit:
         reason += f"; limited by {limit}"
     return Decision(0, desired, want, reason, limit, need=want, active=True)
+
+
+def draining(
+    signals: Signals | None,
+    replicas: Replicas,
+    history: History,
+    now: float,
+    cold_start_seconds: float,
+) -> Decision | None:
+    """Hold for one cold start after a wake's held requests went to the first replica, while
+    the queue is no longer than what was held (and what arrived since): that backlog arrived all
+    at once because it was held, and drains; replicas asked for it now would start after it is
+    gone. A queue past it is load, and the policy decides as usual."""
+    if history.released is None or replicas.ready == 0:
+        return None
+    at, count = history.released
+    queue = signals.queue if signals is not None and signals.queue is not None else 0.0
+    arriving = signals.requests if signals is not None and signals.requests else 0.0
+    # What was held, plus what has arrived since at the rate requests arrive now.
+    backlog = count + arriving * (now - at)
+    if now - at >= cold_start_seconds or queue > backlog:
+        return None
+    cur = replicas.current
+    return Decision(
+        cur,
+        cur,
+        cur,
+        f"holding {cur}: the {count} request(s) the activator held went to the first replica "
+        f"{now - at:.0f} s ago; a queue of {queue:.0f} is that backlog draining, not load",
+        hold=True,
+        ready=replicas.ready,
+    )

@@ -147,7 +147,7 @@ def bench_autoscaling(
     else:
         requests, name = trace.load(trace_path), trace_path.name
     requests = trace.scale(requests, k)
-    unknown = set(only) - {"ours", "oracle", *scoreboard.BASELINES}
+    unknown = set(only) - {"oracle", *scoreboard.OURS, *scoreboard.BASELINES}
     if unknown:
         raise click.BadParameter(f"unknown policy {', '.join(sorted(unknown))}")
     meta = {"trace": name, "scale": k, "requests": len(requests), "gpu": gpu}

@@ -8,6 +8,12 @@ pods; KEDA is the HPA fed every 15 s, on running + waiting (the waiting-only rec
 second row); Knative decides every 2 s on 1 s samples and scales down to no fewer than
 floor(ready / 2); AIBrix's APA averages its metric over a 180 s window; llm-d's WVA reads each
 pod's 1-minute maxima, runs every 60 s, and does not act while replicas load.
+
+Scale to zero, where the project has it: Knative with ``min_replicas=0`` goes to zero once its
+stable window has seen no concurrency and the scale-to-zero grace period has passed, and its
+activator asks for a replica as soon as it holds a request; KEDA with ``minReplicaCount: 0``
+and the HTTP add-on (``KedaZero``) activates on the interceptor's first request and deactivates
+after ``cooldownPeriod`` without one.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class Observation:
     kv_usage: float = 0.0  # mean KV-cache usage over ready replicas, 0..1
     kv_max: float = 0.0  # the most used ready replica's KV cache, 0..1
     waiting_max: float = 0.0  # the longest queue of one ready replica
+    arrivals: float = 0.0  # requests/s arriving over the last minute
 
     @property
     def concurrency(self) -> float:
@@ -119,7 +126,9 @@ def keda_queue(threshold: float = 5.0, min_replicas: int = 1, max_replicas: int 
 class KPA:
     """Knative's autoscaler on concurrency: target x 0.7 utilization; 60 s stable window, 6 s
     panic window; panic when the panic-window want is >= 200% of current; no scale-down while
-    panicking (which lasts a stable window); scale-down at most /2 per decision."""
+    panicking (which lasts a stable window); scale-down at most /2 per decision. With
+    ``min_replicas=0``, the last replica goes once the stable window wants zero and
+    ``zero_grace`` (scale-to-zero-grace-period, 30 s) has passed: 90 s after the last request."""
 
     target: float  # concurrent requests per replica
     utilization: float = 0.7
@@ -131,8 +140,10 @@ class KPA:
     max_replicas: int = 100
     period: float = 2.0  # the autoscaler's tick
     scrape: float = 1.0  # concurrency is sampled every second
+    zero_grace: float = 30.0
     _samples: deque[tuple[float, float]] = field(default_factory=deque)
     _panic_until: float = -math.inf
+    _zero_since: float | None = None
 
     def _avg(self, now: float, window: float) -> float:
         vals = [c for t, c in self._samples if now - t < window]
@@ -152,7 +163,38 @@ class KPA:
         desired = max(obs.current, panic) if panicking else stable
         if desired < obs.current:  # maxScaleDown = floor(readyPodsCount / maxScaleDownRate)
             desired = max(desired, math.floor(obs.ready / self.max_scale_down_rate))
+        if desired == 0 and obs.current > 0:  # the grace period before the last one goes
+            self._zero_since = now if self._zero_since is None else self._zero_since
+            if now - self._zero_since < self.zero_grace:
+                desired = 1
+        else:
+            self._zero_since = None
         return _clamp(desired, self.min_replicas, self.max_replicas)
+
+
+@dataclass
+class KedaZero:
+    """KEDA with ``minReplicaCount: 0`` and the HTTP add-on in front: the interceptor holds
+    requests while there is no replica, and the add-on's scaler reports activity within about a
+    second (queue pings every 500 ms, ``StreamIsActive`` every 200 ms), so KEDA activates at once
+    to one replica; past that the HPA (``hpa``, minimum 1) scales on in-flight requests; after
+    ``cooldown`` seconds without a request (``cooldownPeriod``, 300 s) KEDA scales to zero."""
+
+    hpa: HPA
+    cooldown: float = 300.0
+    min_replicas: int = 0
+    period: float = 15.0
+    scrape: float = 15.0
+    _active_at: float | None = None
+
+    def decide(self, obs: Observation) -> int:
+        if self._active_at is None or obs.arrivals > 0 or obs.concurrency > 0:
+            self._active_at = obs.now
+        if obs.current == 0:
+            return 1 if obs.concurrency > 0 else 0
+        if obs.now - self._active_at >= self.cooldown:
+            return 0
+        return self.hpa.decide(obs)
 
 
 @dataclass

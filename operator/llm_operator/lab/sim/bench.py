@@ -75,6 +75,9 @@ class Snapshot:
     tokens_per_second: float
     kv_max: float = 0.0  # the fullest ready replica's KV cache
     waiting_max: float = 0.0  # the longest queue of one ready replica
+    arrivals_per_second: float = 0.0  # requests arriving (llm_gateway_requests_total's rate)
+    held: int = 0  # requests waiting for a first ready replica (the activator's, at zero)
+    router_waiting: float = 0.0  # of ``waiting``, those at the router (no replica has them)
 
 
 def bucket_quantile(values: list[float], q: float, buckets: tuple[float, ...]) -> float | None:
@@ -101,6 +104,11 @@ class Policy(Protocol):
     def decide_snapshot(self, snap: Snapshot) -> int: ...
 
 
+# A policy that scales to zero also has ``wake(snap) -> int``: what it asks for when a request
+# arrives with no replica at all (the activator's or interceptor's signal, at once).
+Wake = Callable[[Snapshot], int]
+
+
 @dataclass
 class Baseline:
     """Adapts a ``lab/sim/baselines.py`` object (decide(Observation))."""
@@ -113,6 +121,13 @@ class Baseline:
         """How often the baseline's metric is sampled (Knative: every second)."""
         return float(getattr(self.inner, "scrape", 15.0))
 
+    @property
+    def zero(self) -> bool:
+        return int(getattr(self.inner, "min_replicas", 1)) == 0
+
+    def wake(self, snap: Snapshot) -> int:
+        return self.decide_snapshot(snap)
+
     def decide_snapshot(self, snap: Snapshot) -> int:
         obs = Observation(
             now=snap.at,
@@ -124,6 +139,7 @@ class Baseline:
             kv_usage=snap.kv_usage,
             kv_max=snap.kv_max,
             waiting_max=snap.waiting_max,
+            arrivals=snap.arrivals_per_second,
         )
         out: int = self.inner.decide(obs)  # type: ignore[attr-defined]
         return out
@@ -139,21 +155,31 @@ class Ours:
     period: float = 15.0
     history: History | None = None
 
+    @property
+    def zero(self) -> bool:
+        return self.spec.scale_to_zero.enabled
+
+    def wake(self, snap: Snapshot) -> int:
+        return self.decide_snapshot(snap)
+
     def decide_snapshot(self, snap: Snapshot) -> int:
         sig = Signals(
             at=snap.at,
             ttft_p95=snap.ttft_p95,
             itl_p95=snap.itl_p95,
-            queue=snap.waiting,
+            # The engines' queues: what the activator holds is not in any (it is ``held``).
+            queue=snap.waiting - snap.router_waiting,
             running=snap.running,
             kv_usage=snap.kv_usage,
             tokens_per_second=snap.tokens_per_second,
+            requests=snap.arrivals_per_second,
         )
         if self.history is None:  # as the operator does after a start
             self.history = History(recommendations=((snap.at, snap.current),))
         d = decide(
             sig,
-            Replicas(snap.current, snap.ready),
+            # The activator is always up in the simulator; it holds what waits for a replica.
+            Replicas(snap.current, snap.ready, held=snap.held, activator_ready=self.zero),
             self.spec,
             price_per_replica_hour=self.price_per_replica_hour,
             now=snap.at,
@@ -181,6 +207,8 @@ class Oracle:
     period: float = 15.0
     work: Work | None = None
     window: float = DEMAND_WINDOW
+    # May go to zero when nothing arrives within a cold start (a bound for policies that do).
+    zero: bool = False
 
     def __post_init__(self) -> None:
         self._times = [r.t for r in self.trace]
@@ -199,6 +227,8 @@ class Oracle:
         horizon = self.cold_start + self.period
         step = 5.0
         peak = max(self.demand(t + i * step) for i in range(int(horizon / step) + 1))
+        if self.zero and peak == 0:
+            return 0  # nothing arrives before a replica started now could be ready
         return max(1, math.ceil(peak / (self.rate * self.headroom) - 1e-9))
 
     def decide_snapshot(self, snap: Snapshot) -> int:
@@ -315,13 +345,49 @@ def run(
     window: float = 60.0,
     min_replicas: int = 1,
     max_replicas: int = 100,
+    hold_seconds: float = 300.0,
 ) -> Score:
-    pool = Pool(model, replicas=initial, cold_start=cold_start)
+    """Serve ``trace`` under ``policy``. A policy that scales to zero (``zero``) may go to 0; a
+    request that then arrives waits at the activator for at most ``hold_seconds`` (its wait is
+    part of its TTFT) and wakes the policy at once (``wake``)."""
+    zero = bool(getattr(policy, "zero", False))
+    wake: Wake | None = getattr(policy, "wake", None) if zero else None
+    floor = 0 if zero else min_replicas
+    latest: list[Snapshot] = []
+
+    def on_hold(p: Pool, now: float) -> None:
+        assert wake is not None
+        held = len(p.pending)
+        # At zero nothing runs; what waits is held (the activator reports it at once).
+        snap = (
+            dataclasses.replace(
+                latest[-1],
+                at=now,
+                current=0,
+                ready=0,
+                waiting=held,
+                running=0.0,
+                held=held,
+                router_waiting=held,
+            )
+            if latest
+            else Snapshot(now, 0, 0, held, 0.0, 0.0, 0.0, None, None, 0.0, held=held)
+        )
+        n = max(0, min(max_replicas, wake(snap)))
+        if n > 0:
+            p.set_replicas(n, now)
+
+    pool = Pool(
+        model,
+        replicas=initial,
+        cold_start=cold_start,
+        router_timeout=hold_seconds if zero else 600.0,
+        on_hold=on_hold if wake is not None else None,
+    )
     recent: deque[Seq] = deque()  # finished in the last window
     seen = 0
     tokens: deque[tuple[float, int]] = deque()
     busy_prev: dict[int, float] = {}
-    latest: list[Snapshot] = []
     next_decision = [policy.period]
     times = [r.t for r in trace]
     timeline: list[tuple[float, int, int, float]] = []
@@ -353,18 +419,31 @@ def run(
                 else 0.0
             ),
             busy=min(1.0, sum(busy) / (len(ready) * scrape)) if ready else 0.0,
+            # As a replica's gateway measures it: from when the replica got the request (a
+            # request held at the router, at zero, is timed by the client, not by any gateway).
             ttft_p95=bucket_quantile(
-                [(s.first_token or 0) - s.arrival for s in recent], 0.95, LATENCY_BUCKETS
+                [(s.first_token or 0) - (s.routed or s.arrival) for s in recent],
+                0.95,
+                LATENCY_BUCKETS,
             ),
             itl_p95=bucket_quantile([_itl(s) for s in recent], 0.95, ITL_BUCKETS),
             tokens_per_second=(tokens[-1][1] - tokens[0][1]) / span if span > 0 else 0.0,
             kv_max=max((r.kv_reserved / model.kv_capacity_tokens for r in ready), default=0.0),
             waiting_max=max((len(r.waiting) for r in ready), default=0),
+            arrivals_per_second=(
+                bisect.bisect_right(times, now) - bisect.bisect_right(times, now - window)
+            )
+            / window,
+            held=len(p.pending),
+            router_waiting=len(p.pending),
         )
         if latest and now >= next_decision[0]:
-            # Metrics are one scrape late; the replica counts are the control plane's own, now.
-            seen_by_policy = dataclasses.replace(latest[-1], current=snap.current, ready=snap.ready)
-            n = max(min_replicas, min(max_replicas, policy.decide_snapshot(seen_by_policy)))
+            # Metrics are one scrape late; the replica counts (and what the activator holds)
+            # are the control plane's own, now.
+            seen_by_policy = dataclasses.replace(
+                latest[-1], current=snap.current, ready=snap.ready, held=snap.held
+            )
+            n = max(floor, min(max_replicas, policy.decide_snapshot(seen_by_policy)))
             p.set_replicas(n, now)
             next_decision[0] = now + policy.period
         latest[:] = [snap]

@@ -4,8 +4,10 @@ Physics: continuous batching with chunked prefill under the replica model of ``l
 (one iteration = overhead + linear(batched tokens) + (KV read + LM head) / HBM). Admission
 reserves a sequence's whole KV footprint (prompt + output) and holds requests in the replica's
 queue when the cache is full. Routing is least-outstanding-requests over ready replicas; requests
-that arrive while no replica is ready wait at the router. New replicas become ready after the
-cold start; removed replicas stop taking requests and finish what they hold (drain).
+that arrive while no replica is ready wait at the router (the activator, at zero) for at most
+``router_timeout`` seconds; one that arrives while no replica exists at all calls ``on_hold``
+(the activator's signal: scale from zero now, not at the next decision). New replicas become ready
+after the cold start; removed replicas stop taking requests and finish what they hold (drain).
 
 Speed: decode-only stretches are advanced in one step. While the batch does not change, the
 iteration time grows linearly with the context, so k iterations cost a closed-form sum; the next
@@ -31,6 +33,7 @@ class Seq:
     generated: int = 0
     first_token: float | None = None
     finished: float | None = None
+    routed: float | None = None  # when a replica got it (after any wait at the router)
 
     @property
     def footprint(self) -> int:
@@ -88,8 +91,10 @@ class Pool:
         replicas: int = 1,
         cold_start: float = 90.0,
         router_timeout: float = 600.0,
+        on_hold: Callable[[Pool, float], None] | None = None,
     ) -> None:
         self.model = model
+        self.on_hold = on_hold
         self.cold_start = cold_start
         self.router_timeout = router_timeout
         self.now = 0.0
@@ -135,8 +140,12 @@ class Pool:
         ready = self.ready(now)
         if not ready:
             self.pending.append(seq)
+            if self.on_hold is not None and not self.active:
+                self.on_hold(self, now)
             return
         r = min(ready, key=lambda x: (x.outstanding, x.id))
+        if seq.routed is None:
+            seq.routed = now
         r.waiting.append(seq)
         r.admit()
 

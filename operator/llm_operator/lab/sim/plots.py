@@ -18,6 +18,9 @@ COLORS = {
     "apa": "tab:purple",
     "wva": "tab:brown",
     "static": "tab:gray",
+    "ours-zero": "salmon",
+    "kpa-zero": "lightgreen",
+    "keda-zero": "navajowhite",
 }
 
 
@@ -41,7 +44,7 @@ def plot(meta: dict[str, Any], results: list[Result], out: Path) -> list[Path]:
             "o-",
             color=color,
             label=policy,
-            linewidth=2.5 if policy == "ours" else 1.2,
+            linewidth=2.5 if policy.startswith("ours") else 1.2,
         )
     ax.axhline(100 * BAR, color="gray", linestyle=":", linewidth=1)
     ax.set_xlabel("GPU-hours")

@@ -13,6 +13,9 @@ modelled on a published shape:
 - ``diurnal``: a day compressed into 40 minutes: deep night, morning ramp, afternoon peak.
 - ``heavy-tail``: chat arrivals with Pareto-distributed output lengths (long answers dominate
   the work), the shape reported for reasoning-style workloads.
+- ``idle-hours``: an internal assistant used in working sessions: three sessions of 30-50
+  minutes whose users arrive over ~10 minutes and leave over ~10, separated by 1-2 hours with no
+  request at all (what scale to zero is for: the idle hours cost a replica or nothing).
 
 ``azure-x4`` / ``azure-x16`` replay the Azure conversation trace when it is present (read by
 path). The suite keeps ``flash-crowd`` and ``heavy-tail`` aside from tuning: the policy's
@@ -172,6 +175,26 @@ def heavy_tail(seed: int, seconds: float = 1800.0, rate: float = 60.0) -> list[R
     return out
 
 
+def idle_hours(seed: int, sessions: int = 3, peak: float = 20.0) -> list[Request]:
+    rng = random.Random(seed)
+    spans: list[tuple[float, float]] = []
+    t = rng.uniform(60, 300)
+    for _ in range(sessions):
+        length = rng.uniform(1800, 3000)
+        spans.append((t, t + length))
+        t += length + rng.uniform(3600, 7200)
+    ramp = 600.0
+
+    def rate(x: float) -> float:
+        for a, b in spans:
+            if a <= x < b:  # users arrive over the first ramp, leave over the last
+                return peak * min(1.0, (x - a) / ramp, (b - x) / ramp)
+        return 0.0
+
+    end = spans[-1][1] + rng.uniform(600, 1800)
+    return [Request(a, *_chat(rng)) for a in _arrivals(rng, end, rate, peak)]
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -228,6 +251,13 @@ def scenarios(azure: Path | None = None) -> list[Scenario]:
             "chat with Pareto(1.5) answer lengths",
             Slo(0.5, 0.06),
             heavy_tail,
+            held_out=True,
+        ),
+        Scenario(
+            "idle-hours",
+            "three working sessions of 30-50 min with 1-2 h of no traffic between",
+            chat,
+            idle_hours,
             held_out=True,
         ),
     ]

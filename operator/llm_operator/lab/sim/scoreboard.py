@@ -21,6 +21,9 @@ from llm_operator.lab.sim.runner import (
     BASELINES as BASELINES,
 )
 from llm_operator.lab.sim.runner import (
+    OURS as OURS,
+)
+from llm_operator.lab.sim.runner import (
     Context,
     Result,
 )

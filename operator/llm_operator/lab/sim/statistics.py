@@ -9,7 +9,7 @@ from typing import Any
 from llm_operator.lab.sim.bench import (
     Score,
 )
-from llm_operator.lab.sim.runner import BAR, BASELINES, Result
+from llm_operator.lab.sim.runner import BAR, BASELINES, OURS, Result
 
 AUTOSCALERS = tuple(b for b in BASELINES if b != "static")
 
@@ -34,7 +34,7 @@ def best(results: list[Result], policy: str) -> Result:
 
 
 def goal(results: list[Result], bar: float = BAR) -> dict[str, Any]:
-    ours = cheapest(results, ["ours"], bar)
+    ours = cheapest(results, OURS, bar)
     base = cheapest(results, BASELINES, bar)
     scaler = cheapest(results, AUTOSCALERS, bar)
     oracle = cheapest(results, ["oracle"], bar)
@@ -79,13 +79,13 @@ def frontier(results: list[Result], cap: float = BAR) -> dict[str, Any]:
     def cheapest_at(policies: Iterable[str]) -> Result | None:
         return cheapest(results, policies, a_star - EPS)
 
-    ours, scaler = cheapest_at(["ours"]), cheapest_at(AUTOSCALERS)
+    ours, scaler = cheapest_at(OURS), cheapest_at(AUTOSCALERS)
     static, oracle = cheapest_at(["static"]), cheapest_at(["oracle"])
 
     dominated = [
         (r.setting.label, o.setting.label)
         for r in results
-        if r.setting.policy == "ours"
+        if r.setting.policy in OURS
         for o in base
         if dominates(o.score, r.score)
     ]
@@ -94,7 +94,7 @@ def frontier(results: list[Result], cap: float = BAR) -> dict[str, Any]:
         & {
             r.setting.label
             for r in results
-            if r.setting.policy == "ours" and r.score.attainment >= a_star - EPS
+            if r.setting.policy in OURS and r.score.attainment >= a_star - EPS
         }
     )
     return {
