@@ -9,6 +9,7 @@ from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.builders.activator import (
     activator_manifests,
     front_selector,
+    lease_owner,
 )
 from llm_operator.builders.network import service_monitor
 from llm_operator.builders.pod import deployment
@@ -111,3 +112,11 @@ def test_the_public_service_fronts_the_activator_only_while_no_replica_is_ready(
         "llmops.dev/deployment": "plain",
         "app.kubernetes.io/component": "inference",
     }
+
+
+def test_a_relabelled_lease_reports_for_nobody_else() -> None:
+    # The activator may patch its Lease's labels; only the name the operator gave it counts.
+    assert lease_owner("chat-activator", {"llmops.dev/deployment": "chat"}) == "chat"
+    assert lease_owner("chat-activator", {"llmops.dev/deployment": "billing"}) is None
+    assert lease_owner("chat-activator", {}) is None
+    assert lease_owner(None, {"llmops.dev/deployment": "chat"}) is None

@@ -13,9 +13,12 @@ The public Service selects either the replicas or the activator (``front_selecto
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.builders.common import (
     ACTIVATOR,
+    DEPLOYMENT_LABEL,
     GATEWAY_PORT,
     GATEWAY_UID,
     METRICS_PORT,
@@ -46,6 +49,14 @@ LEASE = ChildKind("coordination.k8s.io/v1", "Lease", "leases")
 
 def activator_name(name: str) -> str:
     return f"{name}-activator"
+
+
+def lease_owner(lease: str | None, labels: Mapping[str, str]) -> str | None:
+    """The LLMDeployment an activator's Lease reports for. The activator may patch its Lease,
+    labels included, but not rename it: the label counts only if the Lease has the name the
+    operator gave that object's Lease (a relabelled Lease cannot wake another object)."""
+    owner = labels.get(DEPLOYMENT_LABEL)
+    return owner if owner and lease == activator_name(owner) else None
 
 
 def replicas_service_name(name: str) -> str:

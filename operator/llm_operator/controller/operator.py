@@ -16,6 +16,7 @@ from llm_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from llm_operator.autoscaling.actuator import Autoscaler
 from llm_operator.autoscaling.signals import PrometheusSource
 from llm_operator.autoscaling.wake import Wakes
+from llm_operator.builders.activator import lease_owner
 from llm_operator.builders.common import ACTIVATOR, COMPONENT, DEPLOYMENT_LABEL, MANAGED_BY
 from llm_operator.config import OperatorConfig
 from llm_operator.controller import quota
@@ -171,10 +172,11 @@ def activator_states(
 
 @kopf.index("coordination.k8s.io", "v1", "leases", labels=ACTIVATORS)
 def activator_leases(
-    body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
+    body: kopf.Body, namespace: str | None, name: str | None, labels: kopf.Labels, **_: Any
 ) -> dict[tuple[str, str], LeaseState]:
     """What each activator reports holding."""
-    return {(namespace or "", labels[DEPLOYMENT_LABEL]): LeaseState.parse(dict(body))}
+    owner = lease_owner(name, labels)
+    return {(namespace or "", owner): LeaseState.parse(dict(body))} if owner else {}
 
 
 def _activator(kw: dict[str, Any]) -> Callable[[str, str], ActivatorState]:
@@ -227,7 +229,9 @@ def lease_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any)
     """The activator holds requests: wake the object at once (not at the next evaluation), and
     say when the wake ends (``autoscaling/wake.py``)."""
     meta = body["metadata"]
-    ns, name = meta["namespace"], meta["labels"][DEPLOYMENT_LABEL]
+    ns, name = meta["namespace"], lease_owner(meta.get("name"), meta.get("labels") or {})
+    if name is None:
+        return
     wakes: Wakes = memo["wakes"]
     if type == "DELETED":
         wakes.forget((ns, name))
