@@ -22,6 +22,7 @@ from llm_operator.lab import localcluster as lc
 from llm_operator.lab.localcluster.backing import PodBacking
 from llm_operator.lab.localcluster.prometheus import LocalPrometheus
 from llm_operator.lab.sim.engine import EngineSim
+from llm_operator.lab.views import service_addresses
 from tests.cases import base
 from tests.cluster.conftest import (
     OperatorProcess,
@@ -72,25 +73,6 @@ def at_zero(name: str, hold: int, **spec: Any) -> dict[str, Any]:
     }
     m["spec"]["gateway"] = {"apiKeySecretRef": {"name": f"{name}-keys"}}
     return m
-
-
-def service_addresses(cluster: lc.LocalCluster, namespace: str, service: str) -> list[str]:
-    """The ready addresses the endpoint-slice controller lists for ``service``."""
-    out = get_json(
-        cluster,
-        "endpointslices",
-        "-n",
-        namespace,
-        "-l",
-        f"kubernetes.io/service-name={service}",
-    )
-    return sorted(
-        a
-        for s in (out or {}).get("items") or []
-        for e in s.get("endpoints") or []
-        if (e.get("conditions") or {}).get("ready")
-        for a in e.get("addresses") or []
-    )
 
 
 def pod_ips(cluster: lc.LocalCluster, namespace: str, component: str) -> list[str]:

@@ -26,10 +26,10 @@ def test_demo_converges_scales_and_cleans_up(bin_dir: Path, tmp_path: Path) -> N
         out_dir=tmp_path,
     )
     text = out.getvalue()
-    assert sorted(result.ready) == ["llama-chat", "llama-fp8", "mistral-8bit"]
+    assert sorted(result.ready) == ["assistant", "llama-chat", "llama-fp8", "mistral-8bit"]
     assert result.template_unchanged
     reasons = [line.split()[2] for line in result.events]
-    assert reasons.count("Created") == 3
+    assert reasons.count("Created") == 4
     assert "Ready" in reasons
     assert "3/3 replicas ready" in text
     # The autoscaled sample went up under the trace and down after it, saying why each time.
@@ -42,4 +42,10 @@ def test_demo_converges_scales_and_cleans_up(bin_dir: Path, tmp_path: Path) -> N
     assert result.replay is not None and result.replay.sent > 100
     assert "SLO attainment" in text
     assert result.timeline_png is not None and result.timeline_png.stat().st_size > 10_000
+    # The scale-to-zero sample: one request at zero answered, then back to zero, each explained.
+    assert result.zero is not None and result.zero.status == 200, text[-3000:]
+    said = "\n".join(result.zero.events)
+    assert "ScaledUp" in said and "0 -> 1: 1 request(s) held by the activator" in said
+    assert "ScaledFromZero" in said and "the first held request waited" in said
+    assert "ScaledToZero" in said and "1 -> 0: no requests for" in said
     assert all(not lc._alive(pid) for pid in result.pids), "a demo process survived"

@@ -79,9 +79,26 @@ def _scaling_events(cluster: lc.LocalCluster, namespace: str, name: str) -> list
         in (
             "ScaledUp",
             "ScaledDown",
+            "ScaledToZero",
+            "ScaledFromZero",
+            "HoldExpired",
             "ScalingLimited",
             "PrometheusError",
             "MetricsMissing",
             "MetricsStale",
         )
     ]
+
+
+def service_addresses(cluster: lc.LocalCluster, namespace: str, service: str) -> list[str]:
+    """The ready addresses the real endpoint-slice controller lists for ``service``: where a
+    ClusterIP would send a connection (the local cluster runs no kube-proxy)."""
+    selector = f"kubernetes.io/service-name={service}"
+    out = _json(cluster, "get", "endpointslices", "-n", namespace, "-l", selector)
+    return sorted(
+        a
+        for s in out.get("items") or []
+        for e in s.get("endpoints") or []
+        if (e.get("conditions") or {}).get("ready")
+        for a in e.get("addresses") or []
+    )

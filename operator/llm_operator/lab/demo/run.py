@@ -32,6 +32,7 @@ from llm_operator.lab.demo.phases import (
     _engine_command,
     _install_chart,
 )
+from llm_operator.lab.demo.zero import ZeroResult, scale_to_zero_phase
 from llm_operator.lab.localcluster.backing import PodBacking
 from llm_operator.lab.localcluster.monitoring import (
     RELEASE_LABELS,
@@ -53,6 +54,7 @@ class DemoResult:
     pids: list[int]
     replay: ReplayResult | None = None
     timeline_png: Path | None = None
+    zero: ZeroResult | None = None
 
 
 def run_demo(
@@ -216,6 +218,10 @@ def run_demo(
             trace_path=trace_path,
             out_dir=out_dir or work,
         )
+        # scaleToZero.idleSeconds, time-compressed like the rest (30 s at least: the API's floor).
+        zero = scale_to_zero_phase(
+            cluster, backing, console, idle_seconds=max(30, round(300 / compress))
+        )
         ready = [
             o["metadata"]["name"]
             for o in _json(cluster, "get", "llmd")["items"]
@@ -232,6 +238,7 @@ def run_demo(
             pids=pids,
             replay=replay_result[0],
             timeline_png=replay_result[1],
+            zero=zero,
         )
     finally:
         if backing is not None:
