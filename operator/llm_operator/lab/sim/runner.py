@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
+from llm_operator.api.autoscaling import ScaleToZero
 from llm_operator.api.v1alpha1 import Autoscaling
 from llm_operator.config import OperatorConfig
 from llm_operator.lab.sim import baselines as bl
@@ -47,12 +48,12 @@ BASELINES = (
     "keda-zero",
 )
 OURS = ("ours", "ours-zero")  # the policy as shipped, and with scaleToZero on
-# Scale to zero in the benchmark: how long an idle fleet waits before going to zero (ours;
-# KEDA's cooldownPeriod default is the same 300 s, Knative's is 60 s + 30 s grace), and how long
-# a request waits for a replica (ours: holdSeconds; Knative's activator and KEDA's interceptor,
+# Scale to zero in the benchmark, each project at its default idle time: ours' idleSeconds (600),
+# KEDA's cooldownPeriod (300 s), Knative's stable window + grace (90 s); and how long a request
+# waits for a replica (ours: holdSeconds; Knative's activator and KEDA's interceptor,
 # competently configured, the same).
-IDLE_SECONDS = 300
-HOLD_SECONDS = 300.0
+IDLE_SECONDS = ScaleToZero().idle_seconds
+HOLD_SECONDS = float(ScaleToZero().hold_seconds)
 GPU_PROFILES = {"h100": "nvidia-h100-80gb", "a100": "nvidia-a100-80gb"}
 BAR = 0.99  # the attainment a setting must reach to count for the goal figures
 ORACLE_SMOOTH = "headroom, 120 s window"
