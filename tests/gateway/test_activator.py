@@ -35,14 +35,16 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 class FakeCluster:
     endpoints: list[str] = field(default_factory=list)
     reports: list[tuple[int, float | None]] = field(default_factory=list)
+    ended: list[str | None] = field(default_factory=list)
     reads: int = 0
 
     async def ready_endpoints(self) -> list[str]:
         self.reads += 1
         return list(self.endpoints)
 
-    async def report(self, held: int, oldest: float | None) -> None:
+    async def report(self, held: int, oldest: float | None, ended: str | None) -> None:
         self.reports.append((held, oldest))
+        self.ended.append(ended)
 
 
 @dataclass
@@ -118,6 +120,7 @@ async def test_held_requests_are_reported_and_forwarded_once_a_replica_is_ready(
     assert all(b["choices"][0]["message"]["content"] for _, b, _ in results)
     await asyncio.sleep(0.1)
     assert front.cluster.reports[-1] == (0, None), "the Lease says nothing is held any more"
+    assert front.cluster.ended[-1] == "forwarded"
     assert await front.metric("llm_activator_held_requests") == 0
     assert await front.metric("llm_activator_requests_total", outcome="forwarded") == 5
     assert await front.metric("llm_activator_wait_seconds_count") == 5
@@ -164,6 +167,7 @@ async def test_a_request_held_past_hold_seconds_gets_503_with_retry_after(
     assert await front.metric("llm_activator_held_requests") == 0
     await asyncio.sleep(0.1)
     assert front.cluster.reports[-1] == (0, None)
+    assert front.cluster.ended[-1] == "expired"  # the operator's HoldExpired, not a wake
 
 
 async def test_past_max_held_the_next_request_is_refused_at_once(

@@ -97,6 +97,21 @@ def test_a_hold_that_ends_without_a_replica_is_a_warning() -> None:
     assert "holdSeconds (4 s)" in ev.message and "1 request at most" in ev.message
 
 
+def test_the_activator_says_how_a_hold_ended_when_the_deployment_lags() -> None:
+    # The endpoint the activator forwarded to can be ready before the Deployment says so.
+    w, key = Wakes(), ("team", "chat")
+    w.observe(key, LeaseState(1, SINCE_EPOCH), ready=0, hold_seconds=9, now=SINCE_EPOCH + 1)
+    ev = w.observe(key, LeaseState(0, None, "forwarded"), ready=0, hold_seconds=9, now=NOW)
+    assert ev is not None and ev.reason == "ScaledFromZero"
+    w.observe(key, LeaseState(1, SINCE_EPOCH), ready=0, hold_seconds=9, now=SINCE_EPOCH + 1)
+    ev = w.observe(key, LeaseState(0, None, "expired"), ready=1, hold_seconds=9, now=NOW)
+    assert ev is not None and ev.reason == "HoldExpired"
+    ann = {"llmops.dev/held-requests": "0", "llmops.dev/hold-ended": "forwarded"}
+    assert LeaseState.parse({"metadata": {"annotations": ann}}).ended == "forwarded"
+    ann["llmops.dev/hold-ended"] = "<script>"  # only the two words the activator writes
+    assert LeaseState.parse({"metadata": {"annotations": ann}}).ended is None
+
+
 def test_a_hold_while_replicas_are_ready_is_not_a_wake() -> None:
     w, key = Wakes(), ("team", "chat")  # the Service has not switched back yet
     assert w.observe(key, LeaseState(2, SINCE_EPOCH), ready=1, hold_seconds=9, now=NOW) is None

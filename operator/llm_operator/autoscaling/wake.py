@@ -3,9 +3,9 @@
 The activator writes on its Lease how many requests it holds and since when the oldest waits
 (``LeaseState``). A hold that starts while no replica is ready is a wake; it ends when the
 activator holds nothing again:
-- with a replica ready, the held requests were forwarded: ``ScaledFromZero`` says how long the
-  first one waited and how many were held;
-- with none ready, they were answered 503 after ``holdSeconds`` (or their clients left):
+- forwarded to a replica (the activator says so on its Lease; else a replica is ready):
+  ``ScaledFromZero`` says how long the first one waited and how many were held;
+- expired, they were answered 503 after ``holdSeconds`` (or their clients left):
   a ``HoldExpired`` Warning says so, and points at the replicas' pods (a GPU may be short).
 A hold while replicas are ready (the Service has not switched back yet) is not a wake.
 """
@@ -51,7 +51,9 @@ class Wakes:
         del self.waking[key]
         waited = max(0.0, now - wake.since)
         held = f"{wake.most} request{'s' if wake.most != 1 else ''}"
-        if ready:
+        # The activator says how the hold ended; the Deployment's ready count can lag the
+        # endpoint the activator forwarded to, so it decides only when the activator did not say.
+        if lease.ended == "forwarded" or (lease.ended is None and ready):
             return EventSpec(
                 "Normal",
                 "ScaledFromZero",

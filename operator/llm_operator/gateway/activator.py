@@ -68,8 +68,9 @@ class Cluster(Protocol):
         """Base URLs of the replicas' gateways that are ready now."""
         ...
 
-    async def report(self, held: int, oldest: float | None) -> None:
-        """Tell the operator how many requests wait and since when (epoch seconds)."""
+    async def report(self, held: int, oldest: float | None, ended: str | None) -> None:
+        """Tell the operator how many requests wait and since when (epoch seconds); with none
+        held, how the last hold ended ("forwarded" to a replica, or "expired")."""
         ...
 
 
@@ -111,7 +112,8 @@ class Activator:
     _rr: itertools.count[int] = field(default_factory=itertools.count)
     _session: aiohttp.ClientSession | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _reported: tuple[int, float | None] | None = None
+    _reported: tuple[int, float | None, str | None] | None = None
+    _ended: str | None = None  # how the last hold ended: "forwarded" or "expired"
     _reported_at: float = -math.inf
 
     # ------------------------------------------------------------------ app
@@ -241,6 +243,8 @@ class Activator:
                 held.released.cancel()
                 with contextlib.suppress(ValueError):
                     self._queue.remove(held)
+                if not self._queue:  # the last one left without a replica
+                    self._ended = "expired"
                 self.metrics.held.set(len(self._queue))
                 self._wake.set()
         return self._pick()
@@ -293,6 +297,7 @@ class Activator:
                     held = self._queue.popleft()
                     if not held.released.done():
                         held.released.set_result(None)
+                self._ended = "forwarded"
                 self.metrics.held.set(0)
                 continue
             await asyncio.sleep(HOLD_POLL_SECONDS)
@@ -300,7 +305,11 @@ class Activator:
     async def _report(self) -> None:
         """The held count on the Lease: at once when it starts or ends, then at most once per
         REPORT_SECONDS (a burst of arrivals is not a burst of writes)."""
-        state = (len(self._queue), self._queue[0].wall if self._queue else None)
+        state = (
+            len(self._queue),
+            self._queue[0].wall if self._queue else None,
+            None if self._queue else self._ended,
+        )
         if state == self._reported:
             return
         was = self._reported[0] if self._reported else 0

@@ -13,6 +13,7 @@ import aiohttp
 
 HELD_ANNOTATION = "llmops.dev/held-requests"
 HELD_SINCE_ANNOTATION = "llmops.dev/held-since"
+HOLD_ENDED_ANNOTATION = "llmops.dev/hold-ended"  # forwarded | expired, once nothing is held
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -50,15 +51,18 @@ class KubeCluster:
             data = await r.json()
         return ready_urls(data)
 
-    async def report(self, held: int, oldest: float | None) -> None:
+    async def report(self, held: int, oldest: float | None, ended: str | None) -> None:
         since = (
             datetime.fromtimestamp(oldest, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             if oldest is not None
             else None
         )
-        patch = {
-            "metadata": {"annotations": {HELD_ANNOTATION: str(held), HELD_SINCE_ANNOTATION: since}}
+        annotations = {
+            HELD_ANNOTATION: str(held),
+            HELD_SINCE_ANNOTATION: since,
+            HOLD_ENDED_ANNOTATION: ended,
         }
+        patch = {"metadata": {"annotations": annotations}}
         url = (
             f"{self.server}/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/"
             f"{self.lease}"

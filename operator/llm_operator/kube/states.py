@@ -9,7 +9,11 @@ from typing import Any
 
 from llm_operator.builders.common import DEPLOYMENT_LABEL
 from llm_operator.config import GPU_RESOURCE
-from llm_operator.gateway.activator_kube import HELD_ANNOTATION, HELD_SINCE_ANNOTATION
+from llm_operator.gateway.activator_kube import (
+    HELD_ANNOTATION,
+    HELD_SINCE_ANNOTATION,
+    HOLD_ENDED_ANNOTATION,
+)
 
 Manifest = dict[str, Any]
 
@@ -135,6 +139,7 @@ class LeaseState:
 
     held: int
     held_since: float | None
+    ended: str | None = None  # with nothing held: "forwarded" or "expired" (anything else: None)
 
     @classmethod
     def parse(cls, lease: Manifest) -> LeaseState:
@@ -148,7 +153,10 @@ class LeaseState:
         if held and isinstance(raw, str):
             with contextlib.suppress(ValueError):
                 since = dt.datetime.fromisoformat(raw[:40]).timestamp()
-        return cls(held=held, held_since=since)
+        ended = ann.get(HOLD_ENDED_ANNOTATION)
+        if held or ended not in ("forwarded", "expired"):
+            ended = None
+        return cls(held=held, held_since=since, ended=ended)
 
 
 @dataclass(frozen=True)
