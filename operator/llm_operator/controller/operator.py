@@ -187,7 +187,6 @@ def _activator(kw: dict[str, Any]) -> Callable[[str, str], ActivatorState]:
         return ActivatorState(
             ready=bool(dep and dep.ready_replicas),
             held=lease.held if lease else 0,
-            held_since=lease.held_since if lease else None,
         )
 
     return activator_of

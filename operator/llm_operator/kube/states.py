@@ -165,4 +165,3 @@ class ActivatorState:
 
     ready: bool
     held: int = 0
-    held_since: float | None = None
