@@ -65,6 +65,10 @@ def test_a_held_request_wakes_the_object_at_once_and_only_once(
     # The next report arrives before the body shows replicas 1: no second /scale, no Event.
     assert auto.wake(spec(), ActivatorState(ready=True, held=3), held=lambda _ns: []) is None
     assert kube.scaled == [1] and len(events) == 1
+    # Nor the periodic evaluation that runs meanwhile on the same stale body.
+    busy = ActivatorState(ready=True, held=3)
+    periodic = auto.evaluate(spec(), pods=[], held=lambda _ns: [], activator=busy)
+    assert periodic is None and kube.scaled == [1] and len(events) == 1
 
 
 def test_no_wake_without_a_held_request_or_away_from_zero(events: list[tuple[str, str]]) -> None:

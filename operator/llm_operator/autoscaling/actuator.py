@@ -37,6 +37,8 @@ from llm_operator.status.conditions import already_written, now_iso
 
 log = logging.getLogger("llm_operator.autoscaler")
 MANAGER = "llm-operator-autoscaler"
+# How long a wake's /scale may take to show in the body an evaluation is given.
+WAKE_PENDING_SECONDS = 30.0
 
 
 @dataclass
@@ -66,13 +68,7 @@ class Autoscaler:
     ) -> Decision | None:
         """The activator holds requests: evaluate now if the object is at zero and no wake is
         under way (the /scale this process asked for may not be in the body it was given)."""
-        meta = body.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        spec_replicas = int((body.get("spec") or {}).get("replicas") or 0)
-        last = self.histories.get(key)
-        if spec_replicas > 0 or activator.held == 0:
-            return None
-        if last is not None and last.recommendations and last.recommendations[-1][1] > 0:
+        if int((body.get("spec") or {}).get("replicas") or 0) > 0 or activator.held == 0:
             return None
         return self.evaluate(body, pods=pods, held=held, activator=activator)
 
@@ -90,7 +86,16 @@ class Autoscaler:
         first two the API is read (a list of the object's pods, of the namespace's Deployments);
         without ``activator`` the object never goes to zero (nothing would take its traffic)."""
         meta = body.get("metadata") or {}
-        with self.locks[(meta.get("namespace", ""), meta.get("name", ""))]:
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        with self.locks[key]:
+            # A wake this process asked for that the body does not show yet (the wake from the
+            # Lease and the periodic evaluation may both see replicas 0): not asked twice.
+            last = self.histories.get(key)
+            at_zero = int((body.get("spec") or {}).get("replicas") or 0) == 0
+            if at_zero and last and last.recommendations:
+                t, n = last.recommendations[-1]
+                if n > 0 and (time.time() if now is None else now) - t < WAKE_PENDING_SECONDS:
+                    return None
             return self._evaluate(body, now, pods, held, activator)
 
     def _evaluate(
