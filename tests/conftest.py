@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from llm_operator.lab import localcluster as lc
+from llm_operator.lab.localcluster.collector import CollectorError, LocalCollector
 from llm_operator.lab.localcluster.monitoring import PrometheusOperator
 from llm_operator.lab.localcluster.netns import NetnsError, enter_private_network
 from llm_operator.lab.localcluster.prometheus import LocalPrometheus, find_prometheus
@@ -65,6 +66,20 @@ def prometheus() -> Iterator[LocalPrometheus]:
     p.start()
     yield p
     p.stop()
+
+
+@pytest.fixture
+def collector(bin_dir: Path, tmp_path: Path) -> Iterator[LocalCollector]:
+    """A real OpenTelemetry Collector (hack/install-tools.sh builds it) on loopback."""
+    c = LocalCollector(bin_dir, workdir=tmp_path / "otelcol")
+    (tmp_path / "otelcol").mkdir()
+    try:
+        c.start()
+    except (CollectorError, OSError) as exc:
+        c.stop()
+        missing_infrastructure(f"the OpenTelemetry Collector did not start: {exc}")
+    yield c
+    c.stop()
 
 
 @pytest.fixture(scope="session")

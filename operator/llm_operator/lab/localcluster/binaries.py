@@ -18,6 +18,7 @@ BINARIES = (
     "helm",
     "prometheus-operator",
     "prometheus",
+    "otelcol",
 )
 
 
@@ -52,6 +53,7 @@ def pinned_versions() -> dict[str, str]:
             "github.com/prometheus-operator/prometheus-operator",
         ),
         "prometheus": ("prometheus", "github.com/prometheus/prometheus"),
+        "otelcol": ("otelcol", "go.opentelemetry.io/collector/otelcol"),
     }
     out = {}
     for key, (folder, module) in wanted.items():
