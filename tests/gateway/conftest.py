@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,15 @@ class Stack:
             else:
                 data[key] = value
         self.config_path.write_text(yaml.safe_dump(data))
+
+    async def gateway_reloaded(self, since: int | None = None) -> None:
+        """Wait until the gateway has reloaded its config (after ``write_config``)."""
+        before = self.gateway.reloads if since is None else since
+        for _ in range(200):
+            if self.gateway.reloads > before:
+                return
+            await asyncio.sleep(0.025)
+        raise AssertionError("the gateway did not reload its config")
 
     async def chat(
         self, content: str = "hello there", headers: dict[str, str] | None = None, **fields: Any

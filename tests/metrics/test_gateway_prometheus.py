@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import re
+from pathlib import Path
 
 from llm_operator.lab.localcluster.prometheus import LocalPrometheus
 from tests.gateway.conftest import StackFactory, metric_value
+from tests.unit.test_drift import EN_SUPPORT, sentences
 
 
 def quantile_from_buckets(exposition: str, name: str, q: float) -> float:
@@ -77,3 +80,56 @@ async def test_prometheus_reads_gateway_quantiles_and_counters(
     )
     assert itl is not None and 0.005 < itl < 0.03
     assert metric_value(local, "llm_gateway_requests_in_flight", model="chat") == 0
+
+
+async def test_prometheus_reads_satisfaction_cost_per_key_and_drift(
+    make_stack: StackFactory, prometheus: LocalPrometheus, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "team-a").write_text("sk-a-0123456789abcdef")
+    (keys / "team-b").write_text("sk-b-0123456789abcdef")
+    s = await make_stack(
+        apiKeysDir=str(keys),
+        cost={"inputPerMillion": 1.0, "outputPerMillion": 4.0},
+        drift={"referenceRequests": 16, "windowRequests": 16},
+    )
+    target = s.metrics_url.removeprefix("http://")
+    prometheus.set_targets([{"targets": [target], "labels": {"namespace": "t", "pod": "p0"}}])
+    await wait_until(lambda: prometheus.up().get(target) == 1.0)
+    ratings = ["up", "up", 5, "down", 3]
+    rng, english = random.Random(1), sentences(EN_SUPPORT, 8, 30)
+    for i in range(32):
+        key = "sk-a-0123456789abcdef" if i % 4 else "sk-b-0123456789abcdef"
+        auth = {"Authorization": f"Bearer {key}"}
+        status, body, _ = await s.chat(english(rng), headers=auth, max_tokens=4)
+        assert status == 200
+        if i < len(ratings):
+            async with s.session.post(
+                f"{s.url}/v1/feedback", json={"id": body["id"], "rating": ratings[i]}, headers=auth
+            ) as r:
+                assert r.status == 202
+    local = await s.metrics()
+    total = sum(
+        metric_value(local, "llm_gateway_cost_dollars_total", key_id=k)
+        for k in ("team-a", "team-b")
+    )
+
+    def scraped() -> bool:
+        got = prometheus.scalar("sum(llm_gateway_cost_dollars_total)")
+        return got is not None and math.isclose(got, total, rel_tol=1e-9)
+
+    await wait_until(scraped)
+    assert prometheus.scalar("sum(llm_gateway_feedback_total)") == 5.0
+    # The dashboard's and the alert's ratio: positive over rated, neutral 3 left out.
+    ratio = prometheus.scalar(
+        'sum(llm_gateway_feedback_total{rating=~"up|4|5"}) '
+        '/ sum(llm_gateway_feedback_total{rating!="3"})'
+    )
+    assert ratio == 0.75
+    for key_id in ("team-a", "team-b"):
+        got = prometheus.scalar(f'sum(llm_gateway_cost_dollars_total{{key_id="{key_id}"}})')
+        want = metric_value(local, "llm_gateway_cost_dollars_total", key_id=key_id)
+        assert want > 0 and got is not None and math.isclose(got, want, rel_tol=1e-9)
+    drift = prometheus.scalar('max(llm_gateway_prompt_drift{signal="language"})')
+    assert drift is not None and 0 <= drift < 0.1

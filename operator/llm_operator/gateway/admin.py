@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from llm_operator.gateway.config import ENGINE_HEALTH_PATH, ENGINE_METRICS_PATH
 from llm_operator.gateway.errors import error_response
@@ -22,9 +23,18 @@ def admin_app(gateway: Gateway, exposition: Callable[[], bytes] | None = None) -
     """``exposition``: the metrics to serve when they are not this process's own (the workers'
     summed by the supervisor, ``workers.Supervisor.exposition``)."""
 
-    async def metrics(_: web.Request) -> web.Response:
+    async def metrics(request: web.Request) -> web.Response:
+        if exposition is not None:  # summed from files: no exemplars to show
+            return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        if "application/openmetrics-text" in request.headers.get("Accept", ""):
+            # OpenMetrics carries the exemplars (a latency bucket's trace id); Prometheus asks
+            # for it first when it scrapes.
+            return web.Response(
+                body=openmetrics.generate_latest(gateway.metrics.registry),  # type: ignore[no-untyped-call]
+                headers={"Content-Type": openmetrics.CONTENT_TYPE_LATEST},
+            )
         return web.Response(
-            body=exposition() if exposition else generate_latest(gateway.metrics.registry),
+            body=generate_latest(gateway.metrics.registry),
             headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
 

@@ -13,8 +13,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from llm_operator.gateway import tracing
 from llm_operator.gateway.checks import LANGUAGE_PREFIX_CHARS, WITHHELD, Checks
 from llm_operator.gateway.config import GatewayConfig
+from llm_operator.gateway.feedback import HEADER
 from llm_operator.gateway.metrics import GatewayMetrics
 from llm_operator.gateway.scrub import StreamScrubber
 
@@ -22,6 +24,7 @@ from llm_operator.gateway.scrub import StreamScrubber
 TEXT_RE = re.compile(rb'"(?:content|text)":\s*"(?!")')
 FINISH_RE = re.compile(rb'"finish_reason":\s*"')
 DONE = b"data: [DONE]"
+ID_RE = re.compile(rb'"id":\s*"([^"\\]{0,200})"')  # the first is the answer's (TGI's: "")
 
 
 @dataclass
@@ -32,6 +35,8 @@ class Usage:
     completion: int = 0
     streamed: int = 0
     counted: bool = False  # the engine reported usage
+    answer_id: str = ""  # the id the client gets (feedback.py), in place of the engine's
+    finish: str | None = None
 
     def total(self) -> int:
         return self.prompt + (self.completion if self.counted else self.streamed)
@@ -100,7 +105,11 @@ class Answers:
             text = str(choice.get("text") or "")
         types = await self.checks.choices(cfg, data)
         headers = {"X-LLM-Gateway-PII": ",".join(types)} if types else {}
-        self.checks.answer(cfg, text, choice.get("finish_reason"), expected)
+        if usage.answer_id:
+            data["id"] = usage.answer_id
+            headers[HEADER] = usage.answer_id
+        usage.finish = choice.get("finish_reason")
+        self.checks.answer(cfg, text, usage.finish, expected)
         reported = data.get("usage") or {}
         usage.prompt = int(reported.get("prompt_tokens") or 0)
         usage.completion = int(reported.get("completion_tokens") or 0)
@@ -141,6 +150,8 @@ class Answers:
         reported: dict[str, Any] = {}
         buf = b""
         blocked = False
+        engine_id: bytes | None = None  # '"id":"<engine's>"', replaced in every event
+        ours = b""
         async for chunk in upstream.content.iter_any():
             now = time.monotonic()
             buf += chunk
@@ -155,7 +166,8 @@ class Answers:
                 has_text = TEXT_RE.search(event) is not None
                 if has_text:
                     if last is None:
-                        ttft.observe(now - t0)
+                        ttft.observe(now - t0, tracing.exemplar(tracing.current()))
+                        tracing.event("gen_ai.first_token")
                     else:
                         itl.observe(now - last)
                     last = now
@@ -216,7 +228,13 @@ class Answers:
                 if blocked:
                     ready.append(DONE)
             if ready:
-                await out.write(b"\n\n".join(ready) + b"\n\n")
+                payload = b"\n\n".join(ready) + b"\n\n"
+                if engine_id is None and usage.answer_id and (m := ID_RE.search(payload)):
+                    engine_id = m.group(0)
+                    ours = engine_id[: m.start(1) - m.start(0)] + usage.answer_id.encode() + b'"'
+                if engine_id is not None:
+                    payload = payload.replace(engine_id, ours)
+                await out.write(payload)
             if blocked:
                 upstream.close()  # the engine stops generating what nobody will see
                 break
@@ -227,6 +245,7 @@ class Answers:
         text = "".join(parts)
         if cfg.pii == "flag":
             self.checks.count(cfg, [f.type for f in await self.checks.scan(text)], "response")
+        usage.finish = finish
         self.checks.answer(cfg, text, finish, expected)
         if reported:
             usage.prompt = int(reported.get("prompt_tokens") or 0)

@@ -20,10 +20,13 @@ from typing import Any
 import aiohttp
 import yaml
 from aiohttp import web
+from opentelemetry.trace import Span
 
+from llm_operator.gateway import feedback, tracing
 from llm_operator.gateway.answers import Answers, Usage
 from llm_operator.gateway.checks import Checks
 from llm_operator.gateway.config import GatewayConfig
+from llm_operator.gateway.cost import TICK_SECONDS
 from llm_operator.gateway.errors import (
     RETRY_AFTER_ENGINE_DOWN,
     GatewayError,
@@ -34,6 +37,7 @@ from llm_operator.gateway.inbound import read_json
 from llm_operator.gateway.language import detect_language
 from llm_operator.gateway.limits import Limiter, LocalLimiter
 from llm_operator.gateway.metrics import GatewayMetrics
+from llm_operator.gateway.observe import Observer
 from llm_operator.gateway.policy import (
     PolicyError,
     apply_generation_policy,
@@ -62,10 +66,13 @@ class Gateway:
     checks: Checks = field(init=False)
     answers: Answers = field(init=False)
     _reloader: asyncio.Task[None] | None = None
+    observe: Observer = field(init=False)
+    _ticker: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.checks = Checks(self.metrics)
         self.answers = Answers(self.metrics, self.checks)
+        self.observe = Observer(self.metrics)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -89,6 +96,7 @@ class Gateway:
                 cfg.api_keys_dir,
             )
         self.metrics.initialize(cfg.model, self._key_ids())
+        self.observe.configure(cfg)
 
     def _key_ids(self) -> list[str]:
         assert self.snapshot is not None
@@ -126,6 +134,7 @@ class Gateway:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/feedback", self._feedback)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.on_startup.append(self._startup)
@@ -149,9 +158,22 @@ class Gateway:
 
     async def _startup(self, _: web.Application) -> None:
         await self.open()
+        self._ticker = asyncio.create_task(self._cost_loop())
 
     async def _cleanup(self, _: web.Application) -> None:
+        if self._ticker:
+            self._ticker.cancel()
         await self.close()
+        self.observe.tracing.shutdown()
+
+    async def _cost_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            cfg = self._snap().config
+            self.observe.cost.tick(cfg.cost, cfg.model)
+
+    async def _feedback(self, request: web.Request) -> web.Response:
+        return await self.observe.feedback(request, self._snap())
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -198,6 +220,16 @@ class Gateway:
 
     async def _proxy(self, request: web.Request, path: str, *, chat: bool) -> web.StreamResponse:
         snap = self._snap()
+        op = "chat" if chat else "text_completion"
+        attrs = {tracing.OPERATION: op, tracing.SYSTEM: snap.config.engine}
+        with self.observe.tracing.request(
+            f"{op} {snap.config.model}", request.headers, attrs
+        ) as span:
+            return await self._serve(request, snap, path, chat, span)
+
+    async def _serve(
+        self, request: web.Request, snap: Snapshot, path: str, chat: bool, span: Span
+    ) -> web.StreamResponse:
         cfg = snap.config
         model = cfg.model
         t0 = time.monotonic()
@@ -205,6 +237,7 @@ class Gateway:
         outcome = "internal_error"
         usage = Usage()
         reservation = None
+        status = 200
         self.metrics.in_flight.labels(model).inc()
         try:
             key_id = snap.authenticate(request.headers.get("Authorization", ""))
@@ -227,6 +260,7 @@ class Gateway:
             except PolicyError as exc:
                 raise GatewayError(400, "bad_request", str(exc), "invalid_request_error") from exc
             prompt_chars = sum(map(len, texts))
+            tracing.request_attributes(span, body, texts, self.observe.tracing.record_prompts)
             await self.limiter.reserve_tokens(
                 cfg.replica_rate_limit, reservation, worst_case_tokens(body, prompt_chars, choices)
             )
@@ -236,13 +270,17 @@ class Gateway:
                 for_engine(body, cfg.engine, chat=chat)
             except PolicyError as exc:
                 raise GatewayError(400, "bad_request", str(exc), "invalid_request_error") from exc
-            expected = cfg.expected_language or detect_language(" ".join(texts[-1:]))
+            last = texts[-1] if texts else ""
+            asked = None if cfg.expected_language else detect_language(last)
+            expected = cfg.expected_language or asked
+            self.observe.prompt(cfg, last, asked)
+            usage.answer_id = self.observe.answer_id(snap, key_id, chat, span)
             resp, outcome = await self._forward(
                 request, snap, path, body, chat, key_id, expected, t0, wants_usage, usage
             )
             return resp
         except GatewayError as e:
-            outcome = e.outcome
+            outcome, status = e.outcome, e.status
             return error_response(e.status, e.message, e.kind, e.headers)
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -253,7 +291,10 @@ class Gateway:
             self.metrics.in_flight.labels(model).dec()
             self.metrics.requests.labels(model, key_id, outcome).inc()
             if outcome == "ok":
-                self.metrics.e2e.labels(model).observe(time.monotonic() - t0)
+                self.metrics.e2e.labels(model).observe(
+                    time.monotonic() - t0, tracing.exemplar(span)
+                )
+            self.observe.settle(span, cfg, key_id, outcome, status, usage)
 
     async def _forward(
         self,
@@ -276,7 +317,9 @@ class Gateway:
         try:
             async with asyncio.timeout(cfg.generation.timeout_seconds):
                 try:
-                    upstream = await self.session.post(url, json=body)
+                    upstream = await self.session.post(
+                        url, json=body, headers=tracing.engine_headers(request.headers)
+                    )
                 except aiohttp.ClientConnectionError as exc:
                     raise GatewayError(
                         503,
@@ -301,6 +344,7 @@ class Gateway:
                             "Content-Type": "text/event-stream",
                             "Cache-Control": "no-cache",
                             "X-Accel-Buffering": "no",
+                            feedback.HEADER: usage.answer_id,
                         }
                     )
                     await started.prepare(request)

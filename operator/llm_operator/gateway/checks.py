@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_operator.gateway import tracing
 from llm_operator.gateway.config import GatewayConfig
 from llm_operator.gateway.errors import GatewayError
 from llm_operator.gateway.fields import Joined, ShapeError, unknown_parts
@@ -45,7 +46,10 @@ class Checks:
         """Count each finding's type; the distinct types, sorted."""
         for t in types:
             self.metrics.pii.labels(cfg.model, t, where, cfg.pii).inc()
-        return sorted(set(types))
+        found = sorted(set(types))
+        if found:  # the types only: never the text that matched
+            tracing.event("llmops.pii", {"types": found, "where": where, "action": cfg.pii})
+        return found
 
     async def prompt(self, cfg: GatewayConfig, body: dict[str, Any]) -> None:
         """Scan every string of the request; refuse (block) or rewrite (redact) in place."""
@@ -118,6 +122,7 @@ class Checks:
         model = cfg.model
         if finish == "length":
             self.metrics.truncated.labels(model).inc()
+            tracing.event("llmops.truncated")
         if not text.strip():
             self.metrics.empty.labels(model).inc()
             return
@@ -126,3 +131,6 @@ class Checks:
             self.metrics.lang_checked.labels(model, expected).inc()
             if detected and detected != expected:
                 self.metrics.lang_mismatch.labels(model, expected, detected).inc()
+                tracing.event(
+                    "llmops.language_mismatch", {"expected": expected, "detected": detected}
+                )

@@ -41,6 +41,32 @@ class RateLimitPolicy(_Model):
     tokens_per_minute: int | None = None
 
 
+class TracingConfig(_Model):
+    """OTLP/HTTP traces (docs/observability.md); ``resource`` names the deployment."""
+
+    endpoint: str
+    sample_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
+    record_prompts: bool = False
+    resource: dict[str, str] = {}
+
+
+class DriftConfig(_Model):
+    reference_requests: Annotated[int, Field(ge=10)] = 1000
+    window_requests: Annotated[int, Field(ge=10)] = 500
+
+
+class CostConfig(_Model):
+    """Per-token prices, or else the replica's hourly price split over keys by tokens."""
+
+    input_per_million: Annotated[float | None, Field(ge=0)] = None
+    output_per_million: Annotated[float | None, Field(ge=0)] = None
+    replica_per_hour: Annotated[float | None, Field(ge=0)] = None
+
+    @property
+    def per_token(self) -> bool:
+        return self.input_per_million is not None and self.output_per_million is not None
+
+
 class GatewayConfig(_Model):
     model: str = Field(description="Model name served to clients")
     engine: Literal["vllm", "tgi"] = "vllm"
@@ -55,6 +81,9 @@ class GatewayConfig(_Model):
     max_body_bytes: int = 1024 * 1024
     read_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     api_keys_dir: str | None = None
+    tracing: TracingConfig | None = None
+    drift: DriftConfig | None = DriftConfig()
+    cost: CostConfig | None = None
 
     @cached_property  # once per loaded config, not per request
     def replica_rate_limit(self) -> RateLimitPolicy | None:

@@ -22,7 +22,11 @@ LANGUAGE_CHECKED = f"{PREFIX}_language_checks"
 LANGUAGE_MISMATCH = f"{PREFIX}_language_mismatches"
 PII = f"{PREFIX}_pii_detections"
 RELOADS = f"{PREFIX}_config_reloads"
+FEEDBACK = f"{PREFIX}_feedback"  # exposed as ..._feedback_total
+COST = f"{PREFIX}_cost_dollars"  # exposed as ..._cost_dollars_total
+DRIFT = f"{PREFIX}_prompt_drift"
 
+RATINGS = ("up", "down", "1", "2", "3", "4", "5")
 OUTCOMES = (
     "ok",
     "bad_request",
@@ -138,6 +142,27 @@ class GatewayMetrics:
             PII, "Confidential data found", ["model", "type", "where", "action"], registry=r
         )
 
+        self.feedback = Counter(
+            FEEDBACK,
+            "Feedback on answers, by rating (up/down or 1-5)",
+            ["model", "rating"],
+            registry=r,
+        )
+        self.cost = Counter(
+            COST,
+            "Dollars spent, by API key id (key_id idle: replica time no request used)",
+            ["model", "key_id"],
+            registry=r,
+        )
+        self.drift = Gauge(
+            DRIFT,
+            "Prompt drift from the reference window: PSI (length), Jensen-Shannon (language), "
+            "1 - cosine of mean hashed-word vectors (text)",
+            ["model", "signal"],
+            registry=r,
+            multiprocess_mode="livemax",  # with several workers: the most drifted one
+        )
+
     def initialize(self, model: str, key_ids: list[str]) -> None:
         """Create every series at zero, so the first requests show up as an increase in
         Prometheus' rate() (a series born at N is not an increase from 0)."""
@@ -146,7 +171,10 @@ class GatewayMetrics:
         self.in_flight.labels(model)
         self.truncated.labels(model)
         self.empty.labels(model)
+        for rating in RATINGS:
+            self.feedback.labels(model, rating)
         for key_id in key_ids:
+            self.cost.labels(model, key_id)
             self.prompt_tokens.labels(model, key_id)
             self.completion_tokens.labels(model, key_id)
             for outcome in OUTCOMES:

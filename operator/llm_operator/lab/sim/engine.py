@@ -195,6 +195,8 @@ class EngineSim:
     cancelled: int = 0
     completed: int = 0
     seen_params: list[dict[str, Any]] = field(default_factory=list)
+    # The W3C traceparent of each request (vLLM continues the caller's trace: vllm/tracing.py).
+    seen_traceparents: list[str] = field(default_factory=list)
     _wake: asyncio.Event | None = None
     _task: asyncio.Task[None] | None = None
     _count: int = 0
@@ -315,6 +317,7 @@ class EngineSim:
         )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.seen_traceparents.append(request.headers.get("traceparent", ""))
         body = await request.json()
         messages = body.get("messages") or []
         text = " ".join(str(m.get("content", "")) for m in messages)
@@ -324,6 +327,7 @@ class EngineSim:
         return await self._serve(request, body, text, last_user, chat=True)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
+        self.seen_traceparents.append(request.headers.get("traceparent", ""))
         body = await request.json()
         prompt = str(body.get("prompt", ""))
         return await self._serve(request, body, prompt, prompt, chat=False)
