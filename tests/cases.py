@@ -185,6 +185,18 @@ INVALID = [
         "the engine would refuse to start",
     ),
     Bad(
+        "tracing-endpoint-not-http",
+        _set("spec.monitoring", {"tracing": {"endpoint": "file:///etc/passwd"}}),
+        "schema",
+        "endpoint",
+    ),
+    Bad(
+        "tracing-sample-ratio-over-1",
+        _set("spec.monitoring", {"tracing": {"endpoint": "http://c:4318", "sampleRatio": 2}}),
+        "schema",
+        "sampleRatio",
+    ),
+    Bad(
         "too-big-for-gpu",
         _set("spec.model.parametersBillions", 405),
         "operator",

@@ -43,6 +43,10 @@ from llm_operator.api.gateway import Generation as Generation
 from llm_operator.api.gateway import PiiMode as PiiMode
 from llm_operator.api.gateway import RateLimit as RateLimit
 from llm_operator.api.gateway import Safety as Safety
+from llm_operator.api.monitoring import Drift as Drift
+from llm_operator.api.monitoring import Monitoring as Monitoring
+from llm_operator.api.monitoring import TokenPrice as TokenPrice
+from llm_operator.api.monitoring import Tracing as Tracing
 from llm_operator.api.quantization import FLAGS, QuantMode, unsupported_message
 from llm_operator.api.status import AutoscalingStatus as AutoscalingStatus
 from llm_operator.api.status import Condition as Condition
@@ -314,6 +318,7 @@ class LLMDeploymentSpec(ApiModel):
     gateway: Gateway = Gateway()
     autoscaling: Autoscaling = Autoscaling()
     access: Access = Access()
+    monitoring: Monitoring = Monitoring()
     replicas: Annotated[
         int, Field(ge=0, le=1000, description="Replicas when autoscaling is off (/scale)")
     ] = 1

@@ -29,13 +29,53 @@ from llm_operator.config import OperatorConfig
 from llm_operator.gateway.config import (
     CONFIG_FILE,
     KEYS_DIR,
+    CostConfig,
+    DriftConfig,
     GatewayConfig,
     GenerationPolicy,
     RateLimitPolicy,
+    TracingConfig,
 )
 
 
-def gateway_config(obj: LLMDeployment) -> GatewayConfig:
+def replica_price(obj: LLMDeployment, config: OperatorConfig | None) -> float | None:
+    """Dollars per replica-hour: the GPU profile's price times the GPUs a replica asks for."""
+    gpu = obj.spec.resources.gpu
+    profile = config.gpu_profiles.get(gpu.profile) if config else None
+    return profile.price_per_gpu_hour * gpu.count if profile else None
+
+
+def _monitoring(obj: LLMDeployment, config: OperatorConfig | None) -> dict[str, object]:
+    mon = obj.spec.monitoring
+    tr = mon.tracing
+    price = mon.token_price
+    return {
+        "tracing": TracingConfig(
+            endpoint=tr.endpoint,
+            sample_ratio=tr.sample_ratio,
+            record_prompts=tr.record_prompts,
+            resource={
+                "service.namespace": obj.metadata.namespace,
+                "llmops.deployment": obj.metadata.name,
+            },
+        )
+        if tr
+        else None,
+        "drift": DriftConfig(
+            reference_requests=mon.drift.reference_requests,
+            window_requests=mon.drift.window_requests,
+        )
+        if mon.drift.enabled
+        else None,
+        "cost": CostConfig(
+            input_per_million=price.input_per_million if price else None,
+            output_per_million=price.output_per_million if price else None,
+            replica_per_hour=None if price else replica_price(obj, config),
+        ),
+    }
+
+
+def gateway_config(obj: LLMDeployment, config: OperatorConfig | None = None) -> GatewayConfig:
     spec = obj.spec
     g = spec.generation
     gw = spec.gateway
@@ -62,11 +102,12 @@ def gateway_config(obj: LLMDeployment) -> GatewayConfig:
         rate_limit_share=max(1, desired_replicas(spec)) if gw.rate_limit else 1,
         max_body_bytes=gw.max_body_bytes,
         api_keys_dir=KEYS_DIR if gw.api_key_secret_ref else None,
+        **_monitoring(obj, config),
     )
 
 
-def config_map(obj: LLMDeployment) -> Manifest:
-    cfg = gateway_config(obj).model_dump(by_alias=True, exclude_none=True, mode="json")
+def config_map(obj: LLMDeployment, config: OperatorConfig | None = None) -> Manifest:
+    cfg = gateway_config(obj, config).model_dump(by_alias=True, exclude_none=True, mode="json")
     return {
         "apiVersion": CONFIG_MAP.api_version,
         "kind": CONFIG_MAP.kind,
@@ -87,7 +128,7 @@ def build_all(
     scale to zero is on (``front_selector``)."""
     out: list[Manifest] = []
     if obj.spec.gateway.enabled:
-        out.append(config_map(obj))
+        out.append(config_map(obj, config))
     if obj.spec.model.cache is not None:
         if obj.spec.model.cache.existing_claim is None:
             out.append(persistent_volume_claim(obj))

@@ -3,6 +3,8 @@ and the ServiceMonitor."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from llm_operator.api.v1alpha1 import LLMDeployment
 from llm_operator.builders.common import (
     DEPLOYMENT_LABEL,
@@ -75,6 +77,19 @@ def prometheus_peer(config: OperatorConfig) -> Manifest:
     }
 
 
+def collector_ports(obj: LLMDeployment) -> list[int]:
+    """The ports of the trace collector's URLs (80/443 when a URL names none)."""
+    tr = obj.spec.monitoring.tracing
+    if tr is None:
+        return []
+    urls = [tr.endpoint] + ([tr.grpc_endpoint] if tr.grpc_endpoint and tr.engine else [])
+    ports = set()
+    for url in urls:
+        u = urlsplit(url)
+        ports.add(u.port or (443 if u.scheme == "https" else 80))
+    return sorted(ports)
+
+
 def network_policy(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     """Who may reach a replica, and what a replica may reach.
 
@@ -82,7 +97,8 @@ def network_policy(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     ``spec.access``); the metrics port only from the Prometheus pods of the metrics namespace.
     Behind a gateway the engine listens on the pod's loopback, so no rule names its port.
     Egress: DNS, and HTTPS only while the weights come from the network (Hugging Face or s3
-    without the model cache); nothing else, so a replica cannot be used to reach the cluster.
+    without the model cache), the trace collector's ports when tracing is on; nothing else, so
+    a replica cannot be used to reach the cluster.
     """
     port = "http" if obj.spec.gateway.enabled else "engine"
     peers = api_peers(obj)
@@ -99,6 +115,8 @@ def network_policy(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
     ]
     if obj.spec.model.scheme in ("hf", "s3") and obj.spec.model.cache is None:
         egress.append({"ports": [{"port": 443, "protocol": "TCP"}]})
+    if ports := collector_ports(obj):  # spans to the collector (spec.monitoring.tracing)
+        egress.append({"ports": [{"port": p, "protocol": "TCP"} for p in ports]})
     return {
         "apiVersion": NETWORK_POLICY.api_version,
         "kind": NETWORK_POLICY.kind,

@@ -68,6 +68,7 @@ def _engine_container(obj: LLMDeployment, config: OperatorConfig) -> Manifest:
                     "valueFrom": {"secretKeyRef": {"name": creds.name, "key": creds.key}},
                 }
             )
+    env += engine.tracing_env(spec)
     env.append({"name": "HF_HOME", "value": engine.CACHE_PATH})
     env.append({"name": "HOME", "value": ENGINE_HOME})  # vLLM, torch and triton write caches here
     if spec.model.cache is not None:  # the weights are on the volume: never reach the hub

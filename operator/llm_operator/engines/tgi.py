@@ -57,7 +57,16 @@ def args(
     if spec.model.revision and spec.model.cache is None:  # a cached revision is a local path
         out += ["--revision", spec.model.revision]
     out += FLAGS["tgi"][spec.quantization.effective]
+    tr = spec.monitoring.tracing
+    if tr is not None and tr.engine and tr.grpc_endpoint:  # TGI exports over OTLP/gRPC only
+        out += ["--otlp-endpoint", tr.grpc_endpoint, "--otlp-service-name", "tgi"]
     return out + list(spec.engine.extra_args)
+
+
+def tracing_env(spec: LLMDeploymentSpec) -> list[dict[str, str]]:
+    """TGI takes its trace settings as flags (``args``)."""
+    del spec
+    return []
 
 
 def translate(body: dict[str, Any], *, chat: bool) -> dict[str, Any]:

@@ -61,7 +61,25 @@ def args(
     if spec.model.scheme == "s3":
         out += ["--load-format", "runai_streamer"]
     out += FLAGS["vllm"][spec.quantization.effective]
+    tr = spec.monitoring.tracing
+    if tr is not None and tr.engine:  # vllm/tracing.py: the OTLP exporter of its own spans
+        out += ["--otlp-traces-endpoint", f"{tr.endpoint.rstrip('/')}/v1/traces"]
     return out + list(spec.engine.extra_args)
+
+
+def tracing_env(spec: LLMDeploymentSpec) -> list[dict[str, str]]:
+    """vLLM's exporter speaks gRPC unless ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` says
+    http/protobuf (vllm/tracing.py, get_span_exporter); the rest are the OpenTelemetry SDK's own
+    variables: the service's name, and the share of traces kept when no traceparent came."""
+    tr = spec.monitoring.tracing
+    if tr is None or not tr.engine:
+        return []
+    return [
+        {"name": "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "value": "http/protobuf"},
+        {"name": "OTEL_SERVICE_NAME", "value": "vllm"},
+        {"name": "OTEL_TRACES_SAMPLER", "value": "parentbased_traceidratio"},
+        {"name": "OTEL_TRACES_SAMPLER_ARG", "value": f"{tr.sample_ratio:g}"},
+    ]
 
 
 def translate(body: dict[str, Any], *, chat: bool) -> dict[str, Any]:
