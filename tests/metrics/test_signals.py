@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -148,3 +149,31 @@ async def test_idle_gateway_quantile_falls_back_to_the_engine(
     result = await asyncio.to_thread(read_signals, PrometheusSource(prometheus.url), "team", "chat")
     assert result.signals is not None
     assert result.signals.ttft_p95 is not None  # from vllm:time_to_first_token_seconds
+
+
+async def test_spend_per_key_reaches_the_status(
+    make_stack: StackFactory, prometheus: LocalPrometheus, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "heavy").write_text("sk-heavy-0123456789abcdef")
+    (keys / "light").write_text("sk-light-0123456789abcdef")
+    s = await make_stack(
+        apiKeysDir=str(keys), cost={"inputPerMillion": 1000.0, "outputPerMillion": 4000.0}
+    )
+    prometheus.set_targets([target(s.metrics_url, "chat")])
+    await wait_until(lambda: prometheus.up().get(s.metrics_url.removeprefix("http://")) == 1)
+    for key, n in (("sk-heavy-0123456789abcdef", 6), ("sk-light-0123456789abcdef", 1)):
+        for _ in range(n):
+            status, _, _ = await s.chat(
+                "how much", headers={"Authorization": f"Bearer {key}"}, max_tokens=8
+            )
+            assert status == 200
+    await wait_until(
+        lambda: (prometheus.scalar("count(llm_gateway_cost_dollars_total > 0)") or 0) == 2
+    )
+    await asyncio.sleep(1.2)  # two more scrapes, so rate() sees the increase
+    result = await asyncio.to_thread(read_signals, PrometheusSource(prometheus.url), "team", "chat")
+    assert result.available, result.message
+    assert [k for k, _ in result.spend_by_key] == ["heavy", "light"]
+    assert all(v > 0 for _, v in result.spend_by_key)

@@ -49,6 +49,11 @@ class Source:
         if self.fail:
             raise PrometheusUnavailable("connection refused")
         value: float | None = None
+        if "llm_gateway_cost_dollars_total" in promql:  # spend per key: a vector
+            return [
+                {"metric": {"key_id": "small"}, "value": [NOW, "0.5"]},
+                {"metric": {"key_id": "big"}, "value": [NOW, "12.25"]},
+            ]
         if "timestamp(" in promql:
             value = NOW - 2
         elif promql.startswith("(sum(vllm:num_requests_waiting"):
@@ -94,6 +99,10 @@ def test_breach_scales_through_scale_and_explains(events: list[tuple[str, str]])
     }
     assert kube.status["metrics"]["hourlyCost"] == 4 * 4.25
     assert kube.status["metrics"]["ttftP95Seconds"] == 1.5
+    assert kube.status["metrics"]["spendByKey"] == [
+        {"keyId": "big", "dollarsPerHour": 12.25},
+        {"keyId": "small", "dollarsPerHour": 0.5},
+    ]
 
 
 def test_dry_run_recommends_and_changes_nothing(events: list[tuple[str, str]]) -> None:

@@ -62,6 +62,7 @@ def test_scale_subresource_printer_columns_and_short_name() -> None:
         "GPU",
         "TTFT-p95",
         "$/h",
+        "Top-key",
         "Age",
     ]
     assert doc["spec"]["names"]["shortNames"] == ["llmd"]

@@ -133,6 +133,12 @@ PRINTER_COLUMNS = [
     {"name": "GPU", "type": "string", "jsonPath": ".spec.resources.gpu.profile"},
     {"name": "TTFT-p95", "type": "number", "jsonPath": ".status.metrics.ttftP95Seconds"},
     {"name": "$/h", "type": "number", "jsonPath": ".status.metrics.hourlyCost"},
+    {
+        "name": "Top-key",
+        "type": "string",
+        "jsonPath": ".status.metrics.spendByKey[0].keyId",
+        "description": "The API key that spent most over the last hour",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

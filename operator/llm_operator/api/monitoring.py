@@ -41,7 +41,8 @@ class Tracing(ApiModel):
         default=True,
         description="The engine exports its own spans too (vLLM --otlp-traces-endpoint over "
         "OTLP/HTTP; TGI --otlp-endpoint needs grpcEndpoint); the image must ship "
-        "OpenTelemetry's packages",
+        "OpenTelemetry's packages. Changing it, or the endpoint with it on, changes the engine's "
+        "arguments: the replicas roll",
     )
     grpc_endpoint: Annotated[
         str | None,

@@ -28,6 +28,11 @@ class Condition(ApiModel):
     observed_generation: int | None = None
 
 
+class KeySpend(ApiModel):
+    key_id: Annotated[str, Field(max_length=253)]
+    dollars_per_hour: float
+
+
 class Metrics(ApiModel):
     ttft_p95_seconds: float | None = None
     itl_p95_seconds: float | None = None
@@ -36,6 +41,13 @@ class Metrics(ApiModel):
     queue_depth: float | None = None
     hourly_cost: float | None = None
     cost_per_million_tokens: float | None = None
+    spend_by_key: Annotated[
+        list[KeySpend] | None,
+        Field(
+            max_length=5,
+            description="The API keys that spent most over the last hour (gateway cost counter)",
+        ),
+    ] = None
     observed_at: str | None = None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_operator.api.status import KeySpend
 from llm_operator.api.v1alpha1 import (
     AutoscalingStatus,
     LLMDeploymentStatus,
@@ -127,6 +128,10 @@ def report(
                 "cost_per_million_tokens": round(hourly / (sig.tokens_per_second * 3600 / 1e6), 4)
                 if sig.tokens_per_second
                 else None,
+                "spend_by_key": [
+                    KeySpend(key_id=k, dollars_per_hour=round(v, 4)) for k, v in result.spend_by_key
+                ]
+                or None,
             }
         )
     mine = [c for c in conds if c["type"] in OWNED_CONDITIONS]

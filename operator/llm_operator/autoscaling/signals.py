@@ -143,11 +143,25 @@ def queries(namespace: str, name: str, window: str = "1m") -> dict[str, str]:
     }
 
 
+TOP_SPENDERS = 5
+
+
+def spend_query(namespace: str, name: str, window: str = "1h") -> str:
+    """Dollars per hour per API key over ``window`` (the gateways' cost counter), top few; the
+    replica time no request used (key_id idle) is left out."""
+    s = selector(namespace, name)
+    return (
+        f'topk({TOP_SPENDERS}, sum by (key_id) (rate({gw.COST}_total{{{s},key_id!="idle"}}'
+        f"[{window}])) * 3600) > 0"
+    )
+
+
 @dataclass(frozen=True)
 class SignalsResult:
     signals: Signals | None
     reason: str  # MetricsAvailable reason: Ok, PrometheusError, MetricsMissing, MetricsStale
     message: str
+    spend_by_key: tuple[tuple[str, float], ...] = ()  # (key id, $/hour), highest first
 
     @property
     def available(self) -> bool:
@@ -186,6 +200,20 @@ def read_signals(
             None, "MetricsStale", f"newest sample for {namespace}/{name} is {age:.0f} s old"
         )
     signals = Signals(at=fresh, **values)
+    try:
+        spend = sorted(
+            (
+                (str(r["metric"].get("key_id", "")), v)
+                for r in source.query(spend_query(namespace, name))
+                if (v := _value([r])) is not None
+            ),
+            key=lambda kv: -kv[1],
+        )[:TOP_SPENDERS]
+    except PrometheusUnavailable:
+        spend = []  # the signals stand; spend per key waits for the next evaluation
     return SignalsResult(
-        signals, "Ok", "reading " + ", ".join(k for k, v in values.items() if v is not None)
+        signals,
+        "Ok",
+        "reading " + ", ".join(k for k, v in values.items() if v is not None),
+        tuple(spend),
     )
