@@ -56,7 +56,12 @@ from llm_operator.builders.common import (
 from llm_operator.gateway.app import Gateway
 from llm_operator.gateway.config import CONFIG_FILE, GatewayConfig
 from llm_operator.gateway.server import serve as serve_gateway
-from llm_operator.lab.localcluster.kubelet import KEYS_VOLUME, mount_secret, start_activator
+from llm_operator.lab.localcluster.kubelet import (
+    KEYS_VOLUME,
+    mount_secret,
+    project_configs,
+    start_activator,
+)
 from llm_operator.lab.localcluster.netns import in_private_network
 from llm_operator.lab.sim.engine import EngineSim
 from llm_operator.lab.sim.engine import serve as serve_engine
@@ -84,6 +89,8 @@ class Backend:
     component: str = COMPONENT  # or ACTIVATOR: never picked for load, never counted a replica
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     files: Path | None = None  # what the kubelet would have mounted (removed with the pod)
+    config: Path | None = None  # the gateway's config file, kept in step with its ConfigMap
+    overrides: dict[str, Any] = field(default_factory=dict)  # what differs in this "pod"
 
     @property
     def busy(self) -> int:
@@ -105,6 +112,8 @@ class PodBacking:
     _stop: threading.Event = field(default_factory=threading.Event)
     _rr: itertools.count[int] = field(default_factory=itertools.count)
     _starting: set[asyncio.Task[bool]] = field(default_factory=set)  # process-mode readiness waits
+    config_sync_seconds: float = 2.0
+    _config_synced: float = 0.0
 
     def start(self) -> None:
         if not in_private_network():
@@ -223,6 +232,9 @@ class PodBacking:
         for key, (namespace, deployment, pod, ip, raw_pod) in ready.items():
             if key not in self.backends:
                 await self._add(key, namespace, deployment, pod, ip, raw_pod)
+        if time.monotonic() - self._config_synced >= self.config_sync_seconds:
+            self._config_synced = time.monotonic()
+            await project_configs(self._core, list(self.backends.values()))
 
     async def _add(
         self, key: str, namespace: str, deployment: str, pod: str, ip: str, raw: dict[str, Any]
@@ -251,19 +263,30 @@ class PodBacking:
         # unreachable from the pod IP as in a pod whose engine binds 127.0.0.1.
         loopback = "127." + ip.split(".", 1)[1]
         data["engineUrl"] = f"http://{loopback}:{ENGINE_PORT}"
+        overrides = {"apiKeysDir": data["apiKeysDir"], "engineUrl": data["engineUrl"]}
         urls = (f"http://{ip}:{GATEWAY_PORT}", f"http://{loopback}:{ENGINE_PORT}")
+        cfg = files / "gateway.yaml"
+        GatewayConfig.model_validate(data)  # a bad ConfigMap fails here, not in a reload
+        cfg.write_text(yaml.safe_dump(data))
         if self.engine_command is None:
             sim = self.sim_factory(namespace, deployment)
             runners = [await serve_engine(sim, loopback, ENGINE_PORT)]
-            gw = Gateway(initial=GatewayConfig.model_validate(data))
+            gw = Gateway(config_path=cfg, reload_interval=0.5)
             runners.append(await serve_gateway(gw, ip, GATEWAY_PORT, METRICS_PORT))
             self.backends[key] = Backend(
-                namespace, deployment, pod, ip, *urls, sim, runners, files=files
+                namespace,
+                deployment,
+                pod,
+                ip,
+                *urls,
+                sim,
+                runners,
+                files=files,
+                config=cfg,
+                overrides=overrides,
             )
             return
         assert self.workdir is not None, "process mode needs a workdir"
-        cfg = files / "gateway.yaml"
-        cfg.write_text(yaml.safe_dump(data))
         gateway = str(Path(sys.executable).parent / "llm-gateway")
         argvs = [
             self.engine_command(namespace, deployment, loopback, ENGINE_PORT),
@@ -287,7 +310,18 @@ class PodBacking:
                         argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                     )
                 )
-        b = Backend(namespace, deployment, pod, ip, *urls, procs=procs, starting=True, files=files)
+        b = Backend(
+            namespace,
+            deployment,
+            pod,
+            ip,
+            *urls,
+            procs=procs,
+            starting=True,
+            files=files,
+            config=cfg,
+            overrides=overrides,
+        )
         self.backends[key] = b  # known (and cleaned up) before it serves
         self._wait(b)
 

@@ -7,6 +7,8 @@ with these where a pod would find them).
 - ``service_account_token``: a token for the pod's ServiceAccount from the TokenRequest API
   (the kubelet's projected token), so the activator calls the API server with exactly the
   rights its Role grants;
+- ``project_configs``: a mounted ConfigMap kept in step with the ConfigMap (the gateways
+  hot-reload it, as they do in a pod when the operator changes the config);
 - ``start_activator``: the activator container's own arguments from the pod spec, with the paths
   and addresses a pod would have had (in this process, or as an ``llm-activator`` process).
 """
@@ -15,19 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from aiohttp import web
 from kubernetes import client
 
 from llm_operator.builders.activator import activator_name
-from llm_operator.builders.common import DEPLOYMENT_LABEL, GATEWAY_PORT, METRICS_PORT
+from llm_operator.builders.common import (
+    DEPLOYMENT_LABEL,
+    GATEWAY_PORT,
+    METRICS_PORT,
+    config_map_name,
+)
 from llm_operator.gateway import activator_cli
+from llm_operator.gateway.config import CONFIG_FILE
 
 KEYS_VOLUME = "api-keys"
 
@@ -126,3 +135,34 @@ async def start_activator(
             [exe, *argv], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     return [], [], [proc]
+
+
+class _Projected(Protocol):
+    namespace: str
+    deployment: str
+    config: Path | None
+    overrides: dict[str, Any]
+
+
+async def project_configs(core: client.CoreV1Api, backends: Sequence[_Projected]) -> None:
+    """As a kubelet updates a mounted ConfigMap: each gateway's file follows its ConfigMap
+    (replaced whole, so the gateway's reloader sees a new file), and the gateway reloads."""
+    wanted = {(b.namespace, b.deployment) for b in backends if b.config}
+    for namespace, deployment in wanted:
+        try:
+            cm = await asyncio.to_thread(
+                core.read_namespaced_config_map, config_map_name(deployment), namespace
+            )
+        except client.ApiException:
+            continue  # deleted with its object: the pods go too
+        data = yaml.safe_load((cm.data or {}).get(CONFIG_FILE) or "null")
+        if not isinstance(data, dict):
+            continue
+        for b in backends:
+            if (b.namespace, b.deployment) != (namespace, deployment) or b.config is None:
+                continue
+            text = yaml.safe_dump({**data, **b.overrides})
+            if b.config.exists() and b.config.read_text() != text:
+                tmp = b.config.with_suffix(".new")
+                tmp.write_text(text)
+                os.replace(tmp, b.config)
