@@ -215,3 +215,37 @@ async def test_tracing_off_still_gives_answer_ids_and_forwards_the_callers_conte
         assert r.status == 202
     async with aiohttp.ClientSession() as session, session.get(f"{s.metrics_url}/metrics") as r:
         assert metric_value(await r.text(), "llm_gateway_feedback_total", rating="down") == 1
+
+
+async def test_a_recorded_prompt_is_the_redacted_one(
+    make_stack: StackFactory, collector: LocalCollector, tmp_path: Path
+) -> None:
+    s = await _traced(make_stack, collector, tmp_path, recordPrompts=True)
+    before = s.gateway.reloads
+    s.write_config(pii="redact")
+    await s.gateway_reloaded(before)
+    secret = f"quartz{os.urandom(3).hex()}@example.com"
+    status, _, _ = await s.chat(f"write to {secret} please", headers=_auth())
+    assert status == 200
+    spans = collector.wait_for(lambda ss: any(x.event("gen_ai.prompt") for x in ss))
+    prompt = next(x.event("gen_ai.prompt") for x in spans if x.event("gen_ai.prompt"))
+    assert prompt["text"] == "write to [EMAIL] please"
+    assert secret not in collector.out.read_text()
+
+
+async def test_feedback_counts_against_the_keys_request_limit(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    s = await make_stack(apiKeysDir=_keys(tmp_path), rateLimit={"requestsPerMinute": 3})
+    _, body, _ = await s.chat("one", headers=_auth())
+    codes = []
+    for _ in range(3):
+        async with s.session.post(
+            f"{s.url}/v1/feedback", json={"id": body["id"], "rating": "up"}, headers=_auth()
+        ) as r:
+            codes.append(r.status)
+            if r.status == 429:
+                assert (await r.json())["error"]["type"]
+    assert codes == [202, 202, 429]
+    metrics = await s.metrics()
+    assert metric_value(metrics, "llm_gateway_feedback_total", rating="up") == 2

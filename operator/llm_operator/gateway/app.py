@@ -173,7 +173,7 @@ class Gateway:
             self.observe.cost.tick(cfg.cost, cfg.model)
 
     async def _feedback(self, request: web.Request) -> web.Response:
-        return await self.observe.feedback(request, self._snap())
+        return await self.observe.feedback(request, self._snap(), self.limiter)
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -260,11 +260,15 @@ class Gateway:
             except PolicyError as exc:
                 raise GatewayError(400, "bad_request", str(exc), "invalid_request_error") from exc
             prompt_chars = sum(map(len, texts))
-            tracing.request_attributes(span, body, texts, self.observe.tracing.record_prompts)
             await self.limiter.reserve_tokens(
                 cfg.replica_rate_limit, reservation, worst_case_tokens(body, prompt_chars, choices)
             )
             await self.checks.prompt(cfg, body)
+            # After the confidential-data check: a recorded prompt is the redacted one.
+            record = self.observe.tracing.record_prompts
+            tracing.request_attributes(
+                span, body, prompt_texts(body, chat) if record else texts, record
+            )
             usage.prompt = prompt_chars // 4  # until the engine counts
             try:
                 for_engine(body, cfg.engine, chat=chat)

@@ -18,6 +18,7 @@ from llm_operator.gateway.drift import Drift, features
 from llm_operator.gateway.errors import GatewayError
 from llm_operator.gateway.inbound import read_json
 from llm_operator.gateway.language import detect_language
+from llm_operator.gateway.limits import Limiter
 from llm_operator.gateway.metrics import GatewayMetrics
 from llm_operator.gateway.snapshot import Snapshot
 from llm_operator.gateway.tracing import Tracing
@@ -51,15 +52,17 @@ class Observer:
             self.drift = Drift(d.reference_requests, d.window_requests)
 
     def prompt(self, cfg: GatewayConfig, text: str, language: str | None) -> None:
-        """The prompt's (last message's) features into the drift windows; the gauges every
-        DRIFT_EVERY. ``language``: the prompt's, when the answer check already detected it."""
+        """The prompt's (last message's) features into the drift windows; the gauges when both
+        windows first fill, then every DRIFT_EVERY prompts. ``language``: the prompt's, when the
+        answer check already detected it."""
         drift = self.drift
         if drift is None:
             return
         if language is None and text:
             language = detect_language(text[:LANGUAGE_PREFIX_CHARS])
+        was_ready = drift.ready
         drift.add(features(text, language))
-        if drift.ready and drift.added % DRIFT_EVERY == 0:
+        if drift.ready and (not was_ready or drift.added % DRIFT_EVERY == 0):
             for signal, score in drift.scores().items():
                 self.metrics.drift.labels(cfg.model, signal).set(score)
 
@@ -86,10 +89,16 @@ class Observer:
             span, cfg.model, key_id, outcome, status, usage.answer_id, inp, out, usage.finish
         )
 
-    async def feedback(self, request: web.Request, snap: Snapshot) -> web.Response:
+    async def feedback(
+        self, request: web.Request, snap: Snapshot, limiter: Limiter
+    ) -> web.Response:
         """``POST /v1/feedback`` {id, rating, comment?}: counted, and a span in the answer's
-        trace; 404 for an id this key did not receive."""
+        trace; 404 for an id this key did not receive. A rating is a request to the key's
+        requests-per-minute limit (it uses no tokens), so nobody floods the counters."""
         key_id = snap.authenticate(request.headers.get("Authorization", ""))
+        reservation = await limiter.admit(snap.config.replica_rate_limit, key_id)
+        if reservation is not None:
+            reservation.settle(0)
         body = await read_json(request, feedback.MAX_BODY_BYTES, snap.config.read_timeout_seconds)
         answer, rating = str(body.get("id") or "")[:100], feedback.rating_of(body)
         comment = feedback.comment_of(body)

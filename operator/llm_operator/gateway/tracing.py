@@ -184,9 +184,10 @@ def exemplar(span: Span) -> dict[str, str] | None:
 
 
 def request_attributes(
-    span: Span, body: Mapping[str, Any], texts: list[str], record_prompts: bool
+    span: Span, body: Mapping[str, Any], texts: list[str], record_prompts: bool = False
 ) -> None:
-    """The request's generation parameters as the policy left them (GenAI conventions)."""
+    """The request's generation parameters as the policy left them (GenAI conventions); with
+    ``record_prompts`` the last message too (``texts`` as the safety check left them)."""
     if not span.is_recording():
         return
     span.set_attribute(REQUEST_MODEL, str(body.get("model", "")))
