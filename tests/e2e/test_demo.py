@@ -48,4 +48,13 @@ def test_demo_converges_scales_and_cleans_up(bin_dir: Path, tmp_path: Path) -> N
     assert "ScaledUp" in said and "0 -> 1: 1 request(s) held by the activator" in said
     assert "ScaledFromZero" in said and "the first held request waited" in said
     assert "ScaledToZero" in said and "1 -> 0: no requests for" in said
+    # Observability: spans at the real collector, feedback in them, drift and satisfaction from
+    # Prometheus (English prompts, then French).
+    obs = result.observe
+    assert obs is not None, text[-3000:]
+    assert obs.spans > 100 and obs.feedback_spans == 10, text[-3000:]
+    assert obs.drift_before.get("language", 1) < 0.1, obs
+    assert obs.drift.get("language", 0) > 0.1, obs
+    assert obs.satisfaction == 0.7, obs
+    assert "prompt drift: language" in text and "satisfaction (rated well)" in text
     assert all(not lc._alive(pid) for pid in result.pids), "a demo process survived"

@@ -26,6 +26,7 @@ from rich.live import Live
 
 from llm_operator.builders.common import SECRET_OPT_IN_LABEL
 from llm_operator.lab import localcluster as lc
+from llm_operator.lab.demo.observe import ObserveResult, observability_phase
 from llm_operator.lab.demo.phases import (
     SAMPLES,
     _autoscaling_phase,
@@ -55,6 +56,7 @@ class DemoResult:
     replay: ReplayResult | None = None
     timeline_png: Path | None = None
     zero: ZeroResult | None = None
+    observe: ObserveResult | None = None
 
 
 def run_demo(
@@ -222,6 +224,8 @@ def run_demo(
         zero = scale_to_zero_phase(
             cluster, backing, console, idle_seconds=max(30, round(300 / compress))
         )
+        assert prom.server is not None
+        observed = observability_phase(cluster, backing, prom.server, console, work / "otelcol")
         ready = [
             o["metadata"]["name"]
             for o in _json(cluster, "get", "llmd")["items"]
@@ -239,6 +243,7 @@ def run_demo(
             replay=replay_result[0],
             timeline_png=replay_result[1],
             zero=zero,
+            observe=observed,
         )
     finally:
         if backing is not None:
