@@ -8,7 +8,12 @@ measures time to first token directly against the simulator and through the gate
 of both and their difference), the SSE events relayed per second, and the gateway's own CPU
 time (supervisor and workers, from /proc) per relayed event.
 
+With ``--monitoring off,sampled,all`` it compares the gateway without traces, drift and cost
+(off), with them and 10% of traces kept (sampled), and with every trace kept (all), the spans
+going to a real OpenTelemetry Collector (otelcol, hack/install-tools.sh) on CPU 1.
+
 Usage: .venv/bin/python hack/bench-gateway.py [--seconds 10] [--workers 1,2]
+           [--monitoring off,sampled,all]
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from llm_operator.lab.localcluster import free_port
+from llm_operator.lab.localcluster import find_bin_dir, free_port
+from llm_operator.lab.localcluster.collector import LocalCollector
 
 BIN = Path(sys.executable).parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -138,6 +144,9 @@ async def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--streams", default="1,50,200,400")
     ap.add_argument("--workers", default="1,2", help="gateway worker counts to compare")
+    ap.add_argument(
+        "--monitoring", default="off", help="off, sampled (10%% of traces), all: to compare"
+    )
     args = ap.parse_args()
     cores = os.cpu_count() or 1
     # the gateway gets CPU 0 alone (or every core with several workers), everything else CPU 1
@@ -151,19 +160,38 @@ async def main() -> None:
         spawn([*sim, "--port", str(eport)], rest),
         spawn([*sim, "--port", str(fport), "--speed", "1000"], rest),
     ]
-    cfg, fast_cfg = work / "gw.yaml", work / "gw-fast.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "model": "sim-model",
-                "engineUrl": f"http://127.0.0.1:{eport}",
-                "generation": {"timeoutSeconds": 600},
-            }
+    modes = args.monitoring.split(",")
+    collector = None
+    if modes != ["off"]:
+        # the collector inherits this process's CPU (CPU 1)
+        collector = LocalCollector(find_bin_dir(build=True), workdir=work)
+        collector.start()
+
+    def extras(mode: str) -> dict[str, object]:
+        if mode == "off":
+            return {"drift": None}
+        assert collector is not None
+        ratio = 1.0 if mode == "all" else 0.1
+        return {
+            "tracing": {"endpoint": collector.endpoint, "sampleRatio": ratio},
+            "cost": {"replicaPerHour": 4.25},
+        }
+
+    def configs(mode: str) -> tuple[Path, Path]:
+        cfg, fast_cfg = work / f"gw-{mode}.yaml", work / f"gw-fast-{mode}.yaml"
+        base = {"model": "sim-model", **extras(mode)}
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    **base,
+                    "engineUrl": f"http://127.0.0.1:{eport}",
+                    "generation": {"timeoutSeconds": 600},
+                }
+            )
         )
-    )
-    fast_cfg.write_text(
-        yaml.safe_dump({"model": "sim-model", "engineUrl": f"http://127.0.0.1:{fport}"})
-    )
+        fast_cfg.write_text(yaml.safe_dump({**base, "engineUrl": f"http://127.0.0.1:{fport}"}))
+        return cfg, fast_cfg
+
     try:
         for port in (eport, fport):
             await wait_http(f"http://127.0.0.1:{port}/v1/models")
@@ -173,13 +201,16 @@ async def main() -> None:
             f"{args.seconds:g}s per run; engine simulator = Llama-3-8B on H100 model"
         )
         print(
-            f"{'workers':>7} | {'streams':>7} | {'direct TTFT p50/p99 ms':>22} | "
+            f"{'monitoring':>10} | {'workers':>7} | {'streams':>7} | "
+            f"{'direct TTFT p50/p99 ms':>22} | "
             f"{'gateway TTFT p50/p99 ms':>23} | {'added p50/p99 ms':>16} | "
             f"{'events/s':>8} | {'µs CPU/event':>12} | requests"
         )
         levels = [int(c) for c in args.streams.split(",")]
         direct_runs = {c: await streams(direct, c, args.seconds, args.max_tokens) for c in levels}
-        for n in (int(w) for w in args.workers.split(",")):
+        runs = [(m, int(w)) for m in modes for w in args.workers.split(",")]
+        for mode, n in runs:
+            cfg, fast_cfg = configs(mode)
             cpus = "0" if n == 1 else f"0-{cores - 1}"
             gport, gport2 = free_port(), free_port()
             gws = [gateway(cfg, gport, n, cpus), gateway(fast_cfg, gport2, n, cpus)]
@@ -195,7 +226,8 @@ async def main() -> None:
                 d50, d99 = pct(d_ttft, 0.5) * 1e3, pct(d_ttft, 0.99) * 1e3
                 g50, g99 = pct(g_ttft, 0.5) * 1e3, pct(g_ttft, 0.99) * 1e3
                 print(
-                    f"{n:>7} | {c:>7} | {d50:>10.2f} / {d99:>9.2f} | {g50:>11.2f} / {g99:>9.2f}"
+                    f"{mode:>10} | {n:>7} | {c:>7} | {d50:>10.2f} / {d99:>9.2f} | "
+                    f"{g50:>11.2f} / {g99:>9.2f}"
                     f" | {g50 - d50:>7.2f} / {g99 - d99:>6.2f} | {events / args.seconds:>8.0f} | "
                     f"{cpu / max(events, 1) * 1e6:>12.1f} | {len(d_ttft)}/{len(g_ttft)}"
                 )
@@ -205,7 +237,7 @@ async def main() -> None:
                 r = await rps(f"http://127.0.0.1:{gport2}", c, args.seconds)
                 cpu = cpu_seconds(gws[1].pid) - cpu0
                 print(
-                    f"{n:>7} | non-streaming, {c} concurrent: {r:.0f} requests/s, "
+                    f"{mode:>10} | {n:>7} | non-streaming, {c} concurrent: {r:.0f} requests/s, "
                     f"{cpu / max(r * args.seconds, 1) * 1e6:.0f} µs CPU per request"
                 )
             for p in gws:
@@ -222,6 +254,10 @@ async def main() -> None:
                 os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
             p.wait(10)
+        if collector is not None:
+            spans = len(collector.spans())
+            collector.stop()
+            print(f"spans the collector exported: {spans}")
         shutil.rmtree(work, ignore_errors=True)
 
 
