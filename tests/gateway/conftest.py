@@ -112,6 +112,15 @@ async def make_stack(tmp_path: Path) -> AsyncIterator[StackFactory]:
         await r.cleanup()
 
 
+def key_dir(tmp_path: Path, keys: dict[str, str]) -> str:
+    """A mounted keys Secret: one file per key id, the API key inside (apiKeysDir)."""
+    d = tmp_path / "keys"
+    d.mkdir(exist_ok=True)
+    for key_id, key in keys.items():
+        (d / key_id).write_text(key)
+    return str(d)
+
+
 def metric_value(text: str, name: str, **labels: str) -> float:
     """The value of one sample in a Prometheus exposition (0 when absent)."""
     for line in text.splitlines():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from tests.gateway.conftest import StackFactory, metric_value
+from tests.gateway.conftest import StackFactory, key_dir, metric_value
 from tests.unit.test_drift import EN_SUPPORT, FR_SUPPORT, sentences
 
 
@@ -30,13 +30,10 @@ async def test_the_drift_gauge_rises_when_the_prompts_change_language(
 async def test_cost_per_key_follows_the_tokens_each_key_used(
     make_stack: StackFactory, tmp_path: Path
 ) -> None:
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / "big").write_text("sk-big-0123456789abcdef")
-    (keys / "small").write_text("sk-small-0123456789abcdef")
-    s = await make_stack(
-        apiKeysDir=str(keys), cost={"inputPerMillion": 2.0, "outputPerMillion": 10.0}
+    keys = key_dir(
+        tmp_path, {"big": "sk-big-0123456789abcdef", "small": "sk-small-0123456789abcdef"}
     )
+    s = await make_stack(apiKeysDir=keys, cost={"inputPerMillion": 2.0, "outputPerMillion": 10.0})
     for key, n in (("sk-big-0123456789abcdef", 6), ("sk-small-0123456789abcdef", 2)):
         for _ in range(n):
             status, _, _ = await s.chat(

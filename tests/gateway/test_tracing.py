@@ -11,18 +11,14 @@ import aiohttp
 
 from llm_operator.gateway import feedback
 from llm_operator.lab.localcluster.collector import LocalCollector, SpanRecord
-from tests.gateway.conftest import Stack, StackFactory, metric_value
+from tests.gateway.conftest import Stack, StackFactory, key_dir, metric_value
 
 KEY = "sk-team-a-0123456789abcdef"
 OTHER = "sk-team-b-fedcba9876543210"
 
 
 def _keys(tmp_path: Path) -> str:
-    keys = tmp_path / "keys"
-    keys.mkdir(exist_ok=True)
-    (keys / "team-a").write_text(KEY)
-    (keys / "team-b").write_text(OTHER)
-    return str(keys)
+    return key_dir(tmp_path, {"team-a": KEY, "team-b": OTHER})
 
 
 def _auth(key: str = KEY) -> dict[str, str]:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from llm_operator.lab.localcluster.prometheus import LocalPrometheus
-from tests.gateway.conftest import StackFactory, metric_value
+from tests.gateway.conftest import StackFactory, key_dir, metric_value
 from tests.unit.test_drift import EN_SUPPORT, sentences
 
 
@@ -85,12 +85,9 @@ async def test_prometheus_reads_gateway_quantiles_and_counters(
 async def test_prometheus_reads_satisfaction_cost_per_key_and_drift(
     make_stack: StackFactory, prometheus: LocalPrometheus, tmp_path: Path
 ) -> None:
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / "team-a").write_text("sk-a-0123456789abcdef")
-    (keys / "team-b").write_text("sk-b-0123456789abcdef")
+    keys = key_dir(tmp_path, {"team-a": "sk-a-0123456789abcdef", "team-b": "sk-b-0123456789abcdef"})
     s = await make_stack(
-        apiKeysDir=str(keys),
+        apiKeysDir=keys,
         cost={"inputPerMillion": 1.0, "outputPerMillion": 4.0},
         drift={"referenceRequests": 16, "windowRequests": 16},
     )

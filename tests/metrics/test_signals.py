@@ -13,7 +13,7 @@ from llm_operator.autoscaling.signals import PrometheusSource, read_signals
 from llm_operator.lab.localcluster import free_port
 from llm_operator.lab.localcluster.prometheus import LocalPrometheus
 from llm_operator.lab.sim.engine import EngineSim, serve
-from tests.gateway.conftest import StackFactory
+from tests.gateway.conftest import StackFactory, key_dir
 from tests.metrics.test_gateway_prometheus import wait_until
 
 
@@ -154,12 +154,11 @@ async def test_idle_gateway_quantile_falls_back_to_the_engine(
 async def test_spend_per_key_reaches_the_status(
     make_stack: StackFactory, prometheus: LocalPrometheus, tmp_path: Path
 ) -> None:
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / "heavy").write_text("sk-heavy-0123456789abcdef")
-    (keys / "light").write_text("sk-light-0123456789abcdef")
+    keys = key_dir(
+        tmp_path, {"heavy": "sk-heavy-0123456789abcdef", "light": "sk-light-0123456789abcdef"}
+    )
     s = await make_stack(
-        apiKeysDir=str(keys), cost={"inputPerMillion": 1000.0, "outputPerMillion": 4000.0}
+        apiKeysDir=keys, cost={"inputPerMillion": 1000.0, "outputPerMillion": 4000.0}
     )
     prometheus.set_targets([target(s.metrics_url, "chat")])
     await wait_until(lambda: prometheus.up().get(s.metrics_url.removeprefix("http://")) == 1)
