@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from llm_operator.builders.common import METRICS_PORT
 from llm_operator.lab import localcluster as lc
 from llm_operator.lab.localcluster.backing import PodBacking
 from llm_operator.lab.localcluster.collector import LocalCollector
@@ -50,6 +52,26 @@ def _post(url: str, body: dict[str, object]) -> dict[str, object]:
     with urlopen(req, timeout=30) as r:
         out: dict[str, object] = json.loads(r.read())
         return out
+
+
+def _reloads(backing: PodBacking) -> dict[str, float]:
+    """Each replica's gateway: how many times it reloaded its config (its own metrics port)."""
+    out = {}
+    for url in backing.endpoints("default", OBSERVED):
+        host = url.removeprefix("http://").split(":")[0]
+        with urlopen(f"http://{host}:{METRICS_PORT}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("llm_gateway_config_reloads"):
+                    out[url] = float(line.split()[-1])
+    return out
+
+
+def _until(what: str, predicate: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the observability phase timed out waiting for {what}")
+        time.sleep(0.5)
 
 
 def _drift(prom: LocalPrometheus) -> dict[str, float]:
@@ -103,6 +125,7 @@ def observability_phase(
         }
     }
     console.print(f"  $ kubectl patch llmd {OBSERVED} --type=merge -p '{json.dumps(patch)}'")
+    before = _reloads(backing)
     cluster.kubectl("patch", "llmd", OBSERVED, "--type=merge", "-p", json.dumps(patch))
     result = ObserveResult()
     try:
@@ -115,13 +138,12 @@ def observability_phase(
             body = {"messages": [{"role": "user", "content": text}], "max_tokens": 4}
             return str(_post(f"{url}/v1/chat/completions", body)["id"])
 
-        # The gateways hot-reload the ConfigMap: wait for the first span.
-        deadline = time.monotonic() + 60
-        while not collector.spans():
-            if time.monotonic() > deadline:
-                raise RuntimeError("no span reached the collector: " + collector.tail())
-            ask(ENGLISH)
-            time.sleep(0.5)
+        # Every replica's gateway hot-reloads the ConfigMap (no pod restarts).
+        _until(
+            "every gateway to reload its config",
+            lambda: all(n > before.get(url, 0) for url, n in _reloads(backing).items()),
+        )
+        console.print(f"  every {OBSERVED} gateway reloaded its config; no pod restarted")
         replicas = max(1, len(backing.endpoints("default", OBSERVED)))
         per_stage = (WINDOW + 10) * replicas
         with Live(console=console, refresh_per_second=2) as live, ThreadPoolExecutor(6) as pool:
@@ -134,6 +156,15 @@ def observability_phase(
                 assert url is not None
                 _post(f"{url}/v1/feedback", {"id": answer, "rating": rating})
             list(pool.map(lambda _: ask(FRENCH), range(per_stage)))
+            _until(
+                "Prometheus to scrape the ratings",
+                lambda: (
+                    prom.scalar(
+                        f'sum(llm_gateway_feedback_total{{llmops_dev_deployment="{OBSERVED}"}})'
+                    )
+                    == len(RATINGS)
+                ),
+            )
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 live.update(_view(prom, collector, "then French prompts, and 10 ratings"))
