@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.gateway.conftest import StackFactory, metric_value
+from tests.gateway.conftest import Stack, StackFactory, metric_value
 
 GEN = {
     "temperature": 0.3,
@@ -195,6 +195,36 @@ async def test_language_defaults_to_the_prompts(make_stack: StackFactory) -> Non
     await s.chat("Por favor, resuma o relatório trimestral em três tópicos curtos.")
     m = await s.metrics()
     assert metric_value(m, "llm_gateway_language_mismatches_total", expected="pt") == 1
+
+
+async def _stream(s: Stack, content: str) -> str:
+    body = {"messages": [{"role": "user", "content": content}], "stream": True}
+    text = []
+    async with s.session.post(f"{s.url}/v1/chat/completions", json=body) as r:
+        assert r.status == 200
+        async for line in r.content:
+            if line.startswith(b"data: {"):
+                choice = (json.loads(line[5:])["choices"] or [{}])[0]
+                text.append((choice.get("delta") or {}).get("content") or "")
+    return "".join(text)
+
+
+async def test_streamed_answers_are_checked_though_most_events_are_not_parsed(
+    make_stack: StackFactory,
+) -> None:
+    """The relay parses only the events a check needs (a prefix for the language check, one
+    visible character for the empty-answer check); the checks still see what they need."""
+    words = "The deployment finished and every replica is ready to serve traffic now".split()
+    english = "Repeat: " + " ".join(words * 4)  # 48 events, the language decided by the prefix
+    s = await make_stack(expectedLanguage="pt")
+    assert (await _stream(s, english)).split() == words * 4
+    m = await s.metrics()
+    assert metric_value(m, "llm_gateway_language_mismatches_total", detected="en") == 1
+    s = await make_stack()
+    assert await _stream(s, "Repeat:") == ""
+    assert await _stream(s, english) != ""
+    m = await s.metrics()
+    assert metric_value(m, "llm_gateway_empty_responses_total", model="chat") == 1
 
 
 async def test_hot_reload_changes_the_next_request_not_the_stream_in_flight(

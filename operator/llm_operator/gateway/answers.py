@@ -143,6 +143,9 @@ class Answers:
         ttft, itl = self.metrics.ttft.labels(model), self.metrics.itl.labels(model)
         scrubber = StreamScrubber(cfg.pii) if cfg.pii in ("redact", "block") else None
         keep_all = cfg.pii != "off"
+        # Text the checks need: the language check a prefix, the empty-answer check one visible
+        # character; past that, text events are relayed without being parsed.
+        want = LANGUAGE_PREFIX_CHARS if expected else 1
         parts: list[str] = []
         collected = 0
         finish: str | None = None
@@ -177,7 +180,7 @@ class Answers:
                     keep_all
                     or has_usage
                     or (FINISH_RE.search(event) is not None)
-                    or (has_text and collected < LANGUAGE_PREFIX_CHARS)
+                    or (has_text and collected < want)
                 )
                 if not need_json:
                     ready.append(event)
@@ -214,7 +217,7 @@ class Answers:
                             obj[name] = text = rel.text
                         if name in ("content", "text"):
                             parts.append(text)
-                            collected += len(text)
+                            collected += len(text) if expected else len(text.strip())
                     if scrubber is not None and ch.get("finish_reason") and not blocked:
                         # the finish chunk often carries no text: it takes what is still held
                         for key, rel in scrubber.flush(f"{ch.get('index', 0)}/").items():

@@ -347,6 +347,8 @@ class EngineSim:
             words = [vocab[(digest + i) % len(vocab)] for i in range(n)]
         if len(words) > max_tokens:
             return [w + " " for w in words[:max_tokens]], "length"
+        if not words:  # "Repeat:" alone: the end-of-sequence token first, an empty answer
+            return [""], "stop"
         return [w + " " for w in words], "stop"
 
     async def _serve(
