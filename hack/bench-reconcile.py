@@ -9,7 +9,8 @@ it has the chart's rights and the API server's audit log records each of its req
 2. bulk: N LLMDeployments (1 replica each, simulated GPU nodes) applied at once; time until a
    watch has seen all Ready; operator CPU and RSS during and after;
 3. idle: after everything is Ready, the operator's CPU and its API requests per minute (writes
-   counted apart) from the audit log;
+   counted apart) from the audit log; then a restart (SIGKILL) that finds every object: peak
+   RSS during the resume burst and RSS 75 s later;
 4. crashes: while objects are created, resized and deleted, the operator is killed with SIGKILL
    K times at random moments and restarted; then every object is Ready with exactly one of each
    child it should have, and no child is left whose owner is gone;
@@ -81,13 +82,20 @@ def rss_mib(pid: int) -> float:
 
 
 class Operator:
+    """The operator out of cluster, with the environment of the chart's Deployment."""
+
     def __init__(self, cluster: lc.LocalCluster, kubeconfig: Path, log: Path) -> None:
         self.cluster, self.kubeconfig, self.log = cluster, kubeconfig, log
         self.proc: subprocess.Popen[bytes] | None = None
+        dep = json.loads(
+            cluster.kubectl("get", "deployment", RELEASE, "-n", RELEASE_NS, "-o", "json").stdout
+        )
+        (container,) = dep["spec"]["template"]["spec"]["containers"]
+        self.env = {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
 
     def start(self) -> None:
         exe = Path(sys.executable).parent / "llm-operator"
-        env = {**self.cluster.env(), "KUBECONFIG": str(self.kubeconfig)}
+        env = {**self.cluster.env(), **self.env, "KUBECONFIG": str(self.kubeconfig)}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [str(exe), "run", "--liveness", "", "--metrics-port", "0"],
@@ -352,6 +360,17 @@ def main() -> None:
             f"idle ({args.idle_seconds}s, {args.objects} objects Ready): operator CPU {cpu:.2f}% "
             f"of a core, RSS {rss:.0f} MiB; API requests {sum(calls.values()) / minutes:.1f}/min, "
             f"writes {writes / minutes:.1f}/min {dict(calls)}"
+        )
+
+        # 3b. a restart that finds every object: the resume burst, and what stays resident
+        op.kill()
+        op.start()
+        t1 = time.monotonic()
+        time.sleep(75)
+        _, peak = sampler.window(t1, time.monotonic())
+        print(
+            f"restart with {args.objects} objects: operator RSS peaked at {peak:.0f} MiB, "
+            f"{rss_mib(op.pid):.0f} MiB 75 s later"
         )
 
         # 4. crashes during churn: create, resize and delete while the operator is killed

@@ -19,7 +19,7 @@ from llm_operator.autoscaling.wake import Wakes
 from llm_operator.builders.activator import lease_owner
 from llm_operator.builders.common import ACTIVATOR, COMPONENT, DEPLOYMENT_LABEL, MANAGED_BY
 from llm_operator.config import OperatorConfig
-from llm_operator.controller import quota
+from llm_operator.controller import memory, quota
 from llm_operator.controller import reconcile as rec
 from llm_operator.controller.diffbase import SpecDigestStorage
 from llm_operator.kube.client import Kube
@@ -57,6 +57,19 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     if memo.get("peering"):
         settings.peering.name = memo["peering"]
         settings.peering.mandatory = True
+
+
+@kopf.on.startup()
+async def release_memory(memo: kopf.Memo, **_: Any) -> None:
+    """Freed memory goes back to the system (controller/memory.py)."""
+    memo["memory_release"] = asyncio.get_running_loop().create_task(memory.release_loop())
+
+
+@kopf.on.cleanup()
+async def stop_releasing_memory(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = memo.get("memory_release")
+    if task is not None:
+        task.cancel()
 
 
 def _kube(memo: kopf.Memo) -> Kube:
