@@ -151,6 +151,12 @@ class OperatorConfig(ConfigModel):
     # Replicas and GPUs an LLMDeployment (or a namespace's LLMDeployments together) may hold.
     limits: Limits = Limits()
 
+    def replica_price(self, profile: str, gpus: int) -> float | None:
+        """Dollars per replica-hour: the GPU profile's price times the GPUs a replica asks for;
+        None for a profile this config does not know."""
+        p = self.gpu_profiles.get(profile)
+        return p.price_per_gpu_hour * gpus if p else None
+
     @classmethod
     def load(cls, path: str | Path | None = None) -> OperatorConfig:
         """Read the file at ``path`` (or ``$LLMOP_CONFIG``); defaults when neither is set."""

@@ -115,10 +115,10 @@ class Autoscaler:
         if not spec.enabled:
             return None
         ns, name = obj.metadata.namespace, obj.metadata.name
-        profile = self.config.gpu_profiles.get(obj.spec.resources.gpu.profile)
-        if profile is None:
+        gpu = obj.spec.resources.gpu
+        price = self.config.replica_price(gpu.profile, gpu.count)
+        if price is None:
             return None
-        price = profile.price_per_gpu_hour * obj.spec.resources.gpu.count
         dep = self.kube.get_deployment(ns, name)
         if dep is None:
             return None

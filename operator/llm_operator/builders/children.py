@@ -38,17 +38,13 @@ from llm_operator.gateway.config import (
 )
 
 
-def replica_price(obj: LLMDeployment, config: OperatorConfig | None) -> float | None:
-    """Dollars per replica-hour: the GPU profile's price times the GPUs a replica asks for."""
-    gpu = obj.spec.resources.gpu
-    profile = config.gpu_profiles.get(gpu.profile) if config else None
-    return profile.price_per_gpu_hour * gpu.count if profile else None
-
-
 def _monitoring(obj: LLMDeployment, config: OperatorConfig | None) -> dict[str, object]:
     mon = obj.spec.monitoring
     tr = mon.tracing
     price = mon.token_price
+    gpu = obj.spec.resources.gpu
+    # without token prices, the replica's own price is split over the keys
+    replica = config.replica_price(gpu.profile, gpu.count) if config and not price else None
     return {
         "tracing": TracingConfig(
             endpoint=tr.endpoint,
@@ -70,7 +66,7 @@ def _monitoring(obj: LLMDeployment, config: OperatorConfig | None) -> dict[str, 
         "cost": CostConfig(
             input_per_million=price.input_per_million if price else None,
             output_per_million=price.output_per_million if price else None,
-            replica_per_hour=None if price else replica_price(obj, config),
+            replica_per_hour=replica,
         ),
     }
 

@@ -26,6 +26,12 @@ from llm_operator.gateway.tracing import Tracing
 DRIFT_EVERY = 32  # prompts between two updates of the drift gauges
 
 
+def _secret(snap: Snapshot, key_id: str) -> str:
+    """What an answer id's MAC is keyed by: the caller's API key (the model's name when the
+    gateway asks for none, and anyone may rate anything)."""
+    return snap.keys.get(key_id) or snap.config.model
+
+
 @dataclass
 class Observer:
     metrics: GatewayMetrics
@@ -69,7 +75,7 @@ class Observer:
     def answer_id(self, snap: Snapshot, key_id: str, chat: bool, span: Span) -> str:
         ctx = span.get_span_context()
         trace_id, span_id = (ctx.trace_id, ctx.span_id) if ctx.is_valid else feedback.new_ids()
-        secret = snap.keys.get(key_id) or snap.config.model
+        secret = _secret(snap, key_id)
         return feedback.answer_id(chat, trace_id, span_id, ctx.trace_flags.sampled, secret)
 
     def settle(
@@ -102,8 +108,7 @@ class Observer:
         body = await read_json(request, feedback.MAX_BODY_BYTES, snap.config.read_timeout_seconds)
         answer, rating = str(body.get("id") or "")[:100], feedback.rating_of(body)
         comment = feedback.comment_of(body)
-        secret = snap.keys.get(key_id) or snap.config.model
-        ids = feedback.parse_id(answer, secret)
+        ids = feedback.parse_id(answer, _secret(snap, key_id))
         if ids is None:
             raise GatewayError(
                 404, "bad_request", "no answer with this id was given to this key", "not_found"

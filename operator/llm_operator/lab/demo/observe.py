@@ -109,7 +109,6 @@ def observability_phase(
 ) -> ObserveResult:
     console.rule(f"Traces, prompt drift, feedback and cost per key: {OBSERVED}")
     collector = LocalCollector(lc.find_bin_dir(build=False), workdir=workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     collector.start()
     console.print(
         f"OpenTelemetry Collector (otelcol, built from its Go module) at {collector.endpoint}"

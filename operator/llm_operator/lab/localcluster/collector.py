@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from llm_operator.lab.localcluster import free_port
+from llm_operator.lab.localcluster.processes import _terminate, free_port
 
 
 class CollectorError(RuntimeError):
@@ -65,7 +64,7 @@ def _attrs(items: list[dict[str, Any]] | None) -> dict[str, Any]:
 @dataclass
 class LocalCollector:
     bin_dir: Path
-    workdir: Path | None = None
+    workdir: Path  # its config, log and the exported spans
     http_port: int = 0
     grpc_port: int = 0
     _proc: subprocess.Popen[bytes] | None = None
@@ -78,7 +77,7 @@ class LocalCollector:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        self.workdir = self.workdir or Path(tempfile.mkdtemp(prefix="llmop-otelcol-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.http_port, self.grpc_port = free_port(), free_port()
         self.out = self.workdir / "spans.jsonl"
         config = {
@@ -110,6 +109,7 @@ class LocalCollector:
             [str(self.bin_dir / "otelcol"), "--config", str(cfg)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -130,18 +130,12 @@ class LocalCollector:
         raise CollectorError(f"otelcol did not listen within {timeout:g}s: {self.tail()}")
 
     def tail(self, lines: int = 20) -> str:
-        if self.workdir is None:
-            return ""
         path = self.workdir / "otelcol.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+            _terminate(self._proc.pid, self._proc)
         if self._log is not None:
             self._log.close()
 
