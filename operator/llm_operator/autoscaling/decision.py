@@ -62,6 +62,7 @@ class History:
     """The short memory the policy needs; the caller keeps it (see ``remember``)."""
 
     recommendations: tuple[tuple[float, int], ...] = ()
+    present: tuple[tuple[float, int], ...] = ()  # (time, the count the load needed then)
     demand: tuple[tuple[float, float], ...] = ()  # (time, tokens/s)
     limit: str | None = None  # the limit that bound at the last decision
     # (time, tokens/s per ready replica) observed while every latency was within its target
@@ -92,6 +93,9 @@ class Decision:
     # The recommendation before the burst reserve: what ``remember`` keeps, so the reserve
     # holds what bursts needed and never feeds on itself.
     need: int | None = None
+    # The count the load needs now, without the demand forecast: what the burst reserve keeps
+    # of a burst (a burst's rise, projected one cold start ahead, is no need).
+    present: int | None = None
     # What ``remember`` keeps to judge whether latency responds to replicas.
     ready: int = 0
     load_per_replica: float | None = None

@@ -21,20 +21,35 @@ from llm_operator.autoscaling.tuning import (
 )
 
 
-def _trend_factor(history: History, now: float, cold_start: float) -> float:
-    pts = [(t, d) for t, d in history.demand if now - t <= TREND_WINDOW]
-    if len(pts) < 3:
-        return 1.0
+def _slope(pts: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of demand over time; None when it cannot be told."""
     n = len(pts)
+    if n < 3:
+        return None
     mt = sum(t for t, _ in pts) / n
     md = sum(d for _, d in pts) / n
     var = sum((t - mt) ** 2 for t, _ in pts)
     if var <= 0 or md <= 0:
+        return None
+    return sum((t - mt) * (d - md) for t, d in pts) / var
+
+
+def _trend_factor(
+    history: History, now: float, cold_start: float, current: float | None = None
+) -> float:
+    """Demand one cold start ahead over demand now, while demand rises: the slope of the last
+    TREND_WINDOW is up and the latest sample (``current``, the demand now, when given) is no
+    lower than the one before. A burst's rise dominates the window well after the burst has
+    begun to fall, and projecting it then would hold (or buy) replicas for demand already
+    going. (A second, shorter slope that must rise too was tried: on noisy low rates it
+    dropped the projection on real ramps, and SLO attainment with it.)"""
+    pts = [(t, d) for t, d in history.demand if now - t <= TREND_WINDOW]
+    if current is not None:
+        pts = [(t, d) for t, d in pts if t < now] + [(now, current)]
+    slope = _slope(pts)
+    if slope is None or slope <= 0 or pts[-1][1] <= 0 or pts[-1][1] < pts[-2][1]:
         return 1.0
-    slope = sum((t - mt) * (d - md) for t, d in pts) / var
     latest = pts[-1][1]
-    if slope <= 0 or latest <= 0:
-        return 1.0
     return min(MAX_UP_FACTOR, (latest + slope * cold_start) / latest)
 
 
@@ -84,7 +99,10 @@ def _burst_reserve(history: History, now: float, memory: float) -> tuple[int, st
     # that falls idle between bursts (ON/OFF) is the pattern itself.
     if bursts < (2 if median > 0 else 1):
         return None
-    needed = max((r for t, r in history.recommendations if now - t <= memory), default=0)
+    # What the bursts needed: the count their load needed while one was on, not the forecast
+    # of their rise, nor the count seeded at a start or a recommendation made in a lull.
+    during = {t for t, d in samples if d > high}
+    needed = max((r for t, r in history.present if now - t <= memory and t in during), default=0)
     if needed <= 0:
         return None
     shape = f"{demand[-1] / median:.1f}x the median" if median > 0 else "idle between bursts"
@@ -104,9 +122,11 @@ def remember(
     """The history after a decision (pure)."""
     recs = tuple((t, r) for t, r in history.recommendations if now - t <= keep_seconds)
     dem = tuple((t, d) for t, d in history.demand if now - t <= max(TREND_WINDOW, HISTORY_KEEP))
+    present = tuple((t, r) for t, r in history.present if now - t <= keep_seconds)
     if not decision.hold:
         need = decision.recommendation if decision.need is None else decision.need
         recs += ((now, need),)
+        present += ((now, need if decision.present is None else decision.present),)
     if demand is not None:
         dem += ((now, demand),)
     proven = tuple((t, v) for t, v in history.proven if now - t <= PROVEN_MEMORY)
@@ -141,6 +161,7 @@ def remember(
         held_peak=held_peak,
         released=released,
         recommendations=recs,
+        present=present,
         demand=dem,
         limit=decision.limit,
         proven=proven,

@@ -7,8 +7,10 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    their SLOs, queue per ready replica against ``queuePerReplica``, KV-cache use against 0.8,
    tokens/s per replica against ``tokensPerSecondPerReplica``). Above 1 + tolerance the policy
    asks for ready x ratio replicas (at most x2 per decision), fast.
-3. Trend: when demand (tokens/s) rises, the load and the latency expected one cold start from
-   now are used, so replicas start loading before the SLO breaks.
+3. Trend: when demand (tokens/s) rises (its 3-minute slope up and its latest sample no lower
+   than the one before), the load and the latency expected one cold start
+   from now are used, so replicas start loading before the SLO breaks. A burst that has begun
+   to fall is not projected.
 4. Down only with headroom: every latency ratio under 0.8, load that the smaller set carries
    at 90% utilization, latency that stays under 80% of target if it grows with the load per
    replica, and tokens/s per replica at most 10% above the highest rate seen within the SLOs in
@@ -25,7 +27,9 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    quota (replicas per object, replicas or GPUs per namespace), which wins over minReplicas.
 7. Burst reserve: when the demand of the last ``burstMemorySeconds`` is bursty (its peak at least
    BURSTY times its median: ON/OFF traffic, idle minutes between bursts), a scale-down stops at
-   the highest recommendation of that memory, the count the recent bursts needed. A burst is
+   the count the recent bursts needed: the most replicas their load needed while one was on,
+   by the same rules as a scale-down but without the forecast (not the count seeded at a
+   start, nor a burst's rise projected a cold start ahead). A burst is
    over before a replica started for it could load (a cold start is 1.5 minutes), so the fleet
    has to be there when it comes; once no burst has come for that memory, the reserve goes.
 8. Latency that does not respond to replicas is not load: a latency over its target that stayed
@@ -180,7 +184,7 @@ def _decide(
 
     trend = 1.0
     if signals.tokens_per_second is not None:
-        trend = _trend_factor(history, now, cold_start_seconds)
+        trend = _trend_factor(history, now, cold_start_seconds, signals.tokens_per_second)
     load_names = ("queue", "KV cache", "tokens/s")
     pressure_name, (pressure, pressure_text) = max(
         ratios.items(), key=lambda kv: kv[1][0], default=("", (0.0, ""))
@@ -192,6 +196,7 @@ def _decide(
 
     why: list[str]
     unreserved: int | None = None  # the recommendation before the burst reserve
+    present: int | None = None  # the count the load needs now, without the forecast
     # Backlog sizing: while requests wait, every replica runs what it can hold, so the work in
     # flight over what one replica runs now is the count the load needs, however far past x2
     # it is (a flash crowd); it counts what loading replicas will take, so it is asked for even
@@ -238,6 +243,7 @@ def _decide(
         # with it (a decode-bound replica's ITL climbs long before its KV cache or queue do).
         ahead = max(load, latency_pressure) * trend
         rec = math.ceil(basis * min(ahead, MAX_UP_FACTOR))
+        present = min(rec, math.ceil(basis * max(load, latency_pressure) - 1e-9))
         why = [
             f"demand rising {trend - 1:.0%} over the next {cold_start_seconds:.0f} s cold start",
             *[ratios[n][1] for n in ratios],
@@ -247,12 +253,14 @@ def _decide(
         # DOWN_HEADROOM of its target, taking latency to grow in proportion to the load per
         # replica (conservative while a fixed part dominates; prefill-bound replicas show it).
         latency = max((ratios[n][0] for n in ratios if n not in load_names), default=0.0)
-        need = max(load / DOWN_UTILIZATION, latency / DOWN_HEADROOM) * trend
-        rec = max(1, math.ceil(basis * need - 1e-9))
+        need = max(load / DOWN_UTILIZATION, latency / DOWN_HEADROOM)
+        rec = max(1, math.ceil(basis * need * trend - 1e-9))
+        present = max(1, math.ceil(basis * need - 1e-9))
         why = [ratios[n][1] for n in ratios] or ["idle"]
         proven = max((v for ts, v in history.proven if now - ts <= PROVEN_MEMORY), default=0.0)
         if proven > 0 and signals.tokens_per_second:
             carried = math.ceil(signals.tokens_per_second * trend / (proven * PROBE) - 1e-9)
+            carried_now = math.ceil(signals.tokens_per_second / (proven * PROBE) - 1e-9)
             # A probe of one replica: at a steady light load one replica fewer can be more
             # than PROBE past the proven rate, and the fleet would never learn that it carries
             # more. Only with PROBE_HEADROOM on every signal, and never to a count the fleet
@@ -263,10 +271,13 @@ def _decide(
             roomy = all(r < PROBE_HEADROOM for r, _ in ratios.values())
             if roomy and not failed:
                 carried = min(carried, max(1, cur - 1))
+                carried_now = min(carried_now, max(1, cur - 1))
+            present = max(present, carried_now)
             if carried > rec:
                 rec = carried
                 why.append(f"{proven:.0f} tokens/s per replica proven within the SLOs")
         unreserved = min(rec, cur)
+        present = min(present, cur)
         reserve = _burst_reserve(history, now, spec.behavior.burst_memory_seconds)
         if reserve is not None and reserve[0] > rec:
             rec = reserve[0]
@@ -278,6 +289,8 @@ def _decide(
 
     if unreserved is None:  # the burst reserve applies only in the scale-down branch
         unreserved = rec
+    if present is None:
+        present = rec
     unreserved = max(spec.min_replicas, min(spec.max_replicas, unreserved))
     # Replicas still loading are capacity already bought: never stack scale-ups on them.
     limit: str | None = None
@@ -365,6 +378,7 @@ def _decide(
         limit,
         proven_rate=proven_rate,
         need=unreserved,
+        present=max(spec.min_replicas, min(spec.max_replicas, present)),
         ready=replicas.ready,
         load_per_replica=load_per_replica,
         latency_ratios=sample,
