@@ -194,3 +194,21 @@ def test_the_forecast_projects_rising_demand_one_cold_start_ahead_and_never_fall
     assert _trend_factor(falling, NOW, 90.0) == 1.0
     steep = History(demand=tuple((NOW - 150 + 30 * i, 100.0 * 4**i) for i in range(6)))
     assert _trend_factor(steep, NOW, 600.0) == 2.0  # at most x2
+
+
+def test_a_forecast_rise_past_the_tolerance_scales_up_before_the_load_reaches_the_band() -> None:
+    # Demand has risen ~7.5% per 30 s for three minutes (x1.18 one cold start ahead): the
+    # forecast itself is the signal. At 90% of its ITL target, projected to 106% (inside the
+    # 10% tolerance band) the fleet still grows now, so new replicas are ready when the load is.
+    rising = History(demand=tuple((NOW - 180 + 30 * i, 1000.0 * 1.075**i) for i in range(6)))
+    now_tps = 1000.0 * 1.075**6
+    sig = Signals(
+        at=NOW, ttft_p95=1.0, itl_p95=0.045, queue=0, kv_usage=0.2, tokens_per_second=now_tps
+    )
+    d = decide(sig, Replicas(4, 4), S, price_per_replica_hour=PRICE, now=NOW, history=rising)
+    assert d.desired > 4, d.reason
+    assert "demand rising" in d.reason
+    # The same load with flat demand stays within the band: no change.
+    flat = History(demand=tuple((NOW - 180 + 30 * i, now_tps) for i in range(6)))
+    d = decide(sig, Replicas(4, 4), S, price_per_replica_hour=PRICE, now=NOW, history=flat)
+    assert d.desired == 4, d.reason

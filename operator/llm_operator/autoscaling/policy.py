@@ -9,7 +9,8 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    asks for ready x ratio replicas (at most x2 per decision), fast.
 3. Trend: when demand (tokens/s) rises (its 3-minute slope up and its latest sample no lower
    than the one before), the load and the latency expected one cold start
-   from now are used, so replicas start loading before the SLO breaks. A burst that has begun
+   from now are used, so replicas start loading before the SLO breaks; a forecast rise of more
+   than the tolerance acts as soon as the projected load passes its target. A burst that has begun
    to fall is not projected.
 4. Down only with headroom: every latency ratio under 0.8, load that the smaller set carries
    at 90% utilization, latency that stays under 80% of target if it grows with the load per
@@ -238,9 +239,10 @@ def _decide(
         if backlog is not None and backlog > rec:
             rec = backlog
             why.append(backlog_text)
-    elif max(load, latency_pressure) * trend > 1 + TOLERANCE:
+    elif max(load, latency_pressure) * trend > 1 + (TOLERANCE if trend <= 1 + TOLERANCE else 0):
         # Rising demand projected one cold start ahead: the load, and the latency that grows
         # with it (a decode-bound replica's ITL climbs long before its KV cache or queue do).
+        # A forecast rise past the tolerance is itself the signal: no band on top of it.
         ahead = max(load, latency_pressure) * trend
         rec = math.ceil(basis * min(ahead, MAX_UP_FACTOR))
         present = min(rec, math.ceil(basis * max(load, latency_pressure) - 1e-9))
