@@ -64,8 +64,8 @@ def file_values(db: Path) -> list[tuple[str, float]]:
     return [(key, value) for key, value, *_ in rows]
 
 
-def worker_of(local_port: int, pids: set[int]) -> int | None:
-    """Which worker holds the connection from the client's ``local_port`` (from /proc)."""
+def _sockets(pids: set[int]) -> dict[str, int]:
+    """Socket inode -> the pid holding it."""
     inodes: dict[str, int] = {}
     for pid in pids:
         fd_dir = Path(f"/proc/{pid}/fd")
@@ -76,13 +76,36 @@ def worker_of(local_port: int, pids: set[int]) -> int | None:
                 continue
             if target.startswith("socket:["):
                 inodes[target[8:-1]] = pid
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            cols = line.split()
-            remote_port = int(cols[2].rsplit(":", 1)[1], 16)
-            if remote_port == local_port and cols[9] in inodes:
-                return inodes[cols[9]]
+    return inodes
+
+
+def _tcp() -> list[list[str]]:
+    return [
+        line.split()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6")
+        for line in Path(table).read_text().splitlines()[1:]
+    ]
+
+
+def worker_of(local_port: int, pids: set[int]) -> int | None:
+    """Which worker holds the connection from the client's ``local_port`` (from /proc)."""
+    inodes = _sockets(pids)
+    for cols in _tcp():
+        remote_port = int(cols[2].rsplit(":", 1)[1], 16)
+        if remote_port == local_port and cols[9] in inodes:
+            return inodes[cols[9]]
     return None
+
+
+def listening(port: int, pids: set[int]) -> set[int]:
+    """The workers listening on ``port``: a worker binds (SO_REUSEPORT) once it has loaded its
+    config, and until then the kernel gives every connection to the others."""
+    inodes = _sockets(pids)
+    return {
+        inodes[cols[9]]
+        for cols in _tcp()
+        if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port and cols[9] in inodes
+    }
 
 
 @pytest.fixture
@@ -123,7 +146,11 @@ async def workers(tmp_path: Path) -> AsyncIterator[Workers]:
     try:
         for _ in range(200):
             try:
-                if len(w.pids()) == 2 and await w.chat(max_tokens=1) == 200:
+                pids = w.pids()
+                # Both workers serve: a test that rewrites the config while one is still
+                # starting would see that one load the new file, not reload it.
+                both = len(pids) == 2 and listening(port, pids) == pids
+                if both and await w.chat(max_tokens=1) == 200:
                     break
             except aiohttp.ClientError:
                 pass
@@ -185,7 +212,7 @@ async def test_hot_reload_reaches_every_worker(workers: Workers) -> None:
             break
         await asyncio.sleep(0.1)
     else:
-        raise AssertionError("not every worker reloaded the config")
+        raise AssertionError(f"not every worker reloaded the config: {series}")
     results = [await workers.chat(model="chat", max_tokens=1) for _ in range(10)]
     results += [await workers.chat(model="renamed", max_tokens=1) for _ in range(10)]
     # the old name is refused and the new one served by both workers

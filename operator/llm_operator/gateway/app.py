@@ -86,9 +86,15 @@ class Gateway:
             assert self.initial is not None
             cfg = self.initial
         else:
+            # The file's signature is taken before it is read too: a write that lands while it
+            # is read must show as a change at the next poll, not pass for what was read (a
+            # worker that started while the file was rewritten never reloaded it). The keys
+            # are read after their signature (in Snapshot), so the same holds for them.
+            before = signature(self.config_path, None)
             data = yaml.safe_load(self.config_path.read_text()) or {}
             cfg = GatewayConfig.model_validate(data)
-            self._signature = signature(self.config_path, cfg.api_keys_dir)
+            sig = signature(self.config_path, cfg.api_keys_dir)
+            self._signature = sig if sig[0] == before[0] else ()
         self.snapshot = Snapshot(cfg, load_keys(cfg.api_keys_dir), cfg.api_keys_dir is not None)
         if self.snapshot.keys_required and not self.snapshot.keys:
             log.error(
