@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,17 @@ def test_cli_rejects_bad_input_clearly(args: list[str], message: str) -> None:
     r = CliRunner().invoke(main, ["bench", "autoscaling", "--trace", "synthetic", *args])
     assert r.exit_code == 2
     assert message in r.output
+
+
+def test_max_replicas_is_the_chosen_multiple_of_the_peak_need() -> None:
+    trace = synthetic(seconds=300, base_rate=3.0, seed=11)
+    runs = {
+        f: scoreboard.run_benchmark(
+            trace, only={"static"}, workers=1, model=H100, rate=0.1, max_factor=f
+        )[0]
+        for f in (2.0, 1.25)
+    }
+    peak = scoreboard.peak_replicas(runs[2.0])
+    assert peak >= 4  # large enough for the two caps to differ
+    assert runs[2.0].max_replicas == 2 * peak
+    assert runs[1.25].max_replicas == max(4, math.ceil(1.25 * peak))

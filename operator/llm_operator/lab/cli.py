@@ -181,6 +181,13 @@ def bench_autoscaling(
 @click.option("--seeds", default="1", show_default=True, help="Arrival seeds, comma-separated.")
 @gpu_option
 @model_cache_option
+@click.option(
+    "--max-replicas-factor",
+    type=click.FloatRange(min=1.0),
+    default=2.0,
+    show_default=True,
+    help="maxReplicas of every autoscaler, as a multiple of the scenario's peak need.",
+)
 @click.option("--workers", type=int, default=None, help="Processes (default: one per core).")
 @click.option(
     "--out", type=click.Path(path_type=Path), default=CACHE / "bench-suite", show_default=True
@@ -190,6 +197,7 @@ def bench_suite(
     seeds: str,
     gpu: str,
     model_cache: bool,
+    max_replicas_factor: float,
     workers: int | None,
     out: Path,
 ) -> None:
@@ -226,6 +234,7 @@ def bench_suite(
             seeds=seed_list,
             gpu=gpu,
             cold_start=cold_start_for(model_cache),
+            max_factor=max_replicas_factor,
             workers=workers,
             on_scenario=scenario,
             on_start=lambda n: progress.update(task, total=n, description=current[0]),

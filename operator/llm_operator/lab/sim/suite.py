@@ -36,6 +36,7 @@ def run_suite(
     seeds: Iterable[int] = (1,),
     gpu: str = "h100",
     cold_start: float = 90.0,
+    max_factor: float = 2.0,
     workers: int | None = None,
     on_scenario: Callable[[str], None] = lambda label: None,
     on_start: Callable[[int], None] = lambda n: None,
@@ -52,6 +53,7 @@ def run_suite(
                 gpu=gpu,
                 slo=sc.slo,
                 cold_start=cold_start,
+                max_factor=max_factor,
                 workers=workers,
                 on_start=on_start,
                 on_done=on_done,
@@ -62,12 +64,13 @@ def run_suite(
                 "seed": seed,
                 "requests": len(trace),
                 "gpu": gpu,
+                "max_replicas_factor": max_factor,
                 "description": sc.description,
             }
             directory = out / label
             scoreboard.write(meta, ctx, results, directory)
             outcomes.append(Outcome(sc, seed, len(trace), scoreboard.frontier(results), directory))
-    write_summary(outcomes, out, cold_start=cold_start, gpu=gpu)
+    write_summary(outcomes, out, cold_start=cold_start, gpu=gpu, max_factor=max_factor)
     return outcomes
 
 
@@ -126,9 +129,12 @@ def summarize(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     return rows
 
 
-def to_markdown(rows: list[dict[str, Any]], *, cold_start: float, gpu: str) -> str:
+def to_markdown(
+    rows: list[dict[str, Any]], *, cold_start: float, gpu: str, max_factor: float = 2.0
+) -> str:
     lines = [
-        f"Scenario suite, {gpu}, cold start {cold_start:g} s. A* = the best attainment a "
+        f"Scenario suite, {gpu}, cold start {cold_start:g} s, maxReplicas {max_factor:g}x the "
+        "peak need. A* = the best attainment a "
         "baseline setting reaches (static included, oracle excluded), capped at 99%; each "
         "policy's cost is its cheapest setting reaching A*. Ratios are ours' GPU-hours over "
         "the other's at A*, mean over seeds (min-max). Goals: <= 0.75x the cheapest "
@@ -186,8 +192,12 @@ def rebuild(out: Path, known: list[Scenario]) -> list[Outcome]:
     return outcomes
 
 
-def write_summary(outcomes: list[Outcome], out: Path, *, cold_start: float, gpu: str) -> None:
+def write_summary(
+    outcomes: list[Outcome], out: Path, *, cold_start: float, gpu: str, max_factor: float = 2.0
+) -> None:
     rows = summarize(outcomes)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out / "summary.md").write_text(to_markdown(rows, cold_start=cold_start, gpu=gpu))
+    (out / "summary.md").write_text(
+        to_markdown(rows, cold_start=cold_start, gpu=gpu, max_factor=max_factor)
+    )
