@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 import pytest
 
 from llm_operator.autoscaling.policy import Replicas, Signals, _trend_factor, decide, remember
@@ -88,15 +91,21 @@ def _quiet(at: float, tps: float) -> Signals:
 DEFAULT = spec(targets={"ttftP95Seconds": 2.0, "itlP95Seconds": 0.05}, maxReplicas=10)
 
 
-def _run(demand: list[float], start_ready: int = 8) -> tuple[int, str]:
-    """Feed one demand sample every 30 s at ``start_ready`` replicas after a burst that needed
-    8; return the count and reason of the last decision."""
-    h = History(recommendations=((NOW - 30, 8),))
+def _run(
+    demand: list[float],
+    start_ready: int = 8,
+    seeded: int = 8,
+    busy: Callable[[float, float], Signals] = _quiet,
+) -> tuple[int, str]:
+    """Feed one demand sample every 30 s (signals from ``busy`` while demand is on) at
+    ``start_ready`` replicas, with a history seeded at ``seeded``; return the count and
+    reason of the last decision."""
+    h = History(recommendations=((NOW - 30, seeded),))
     ready, reason = start_ready, ""
     for i, tps in enumerate(demand):
         at = NOW + 30 * i
         d = decide(
-            _quiet(at, tps),
+            busy(at, tps) if tps else _quiet(at, tps),
             Replicas(ready, ready),
             DEFAULT,
             price_per_replica_hour=PRICE,
@@ -123,28 +132,19 @@ def test_between_bursts_the_fleet_keeps_what_the_bursts_needed() -> None:
 
 
 def test_the_reserve_keeps_what_bursts_needed_not_the_count_seeded_at_a_start() -> None:
-    # The operator starts (or the benchmark starts warm) at 12; bursts that 8 replicas carried
-    # within the SLOs (with latency at 70% of its target: no room for a probe) need 8.
-    h = History(recommendations=((NOW, 12),))
-    ready, reason = 12, ""
-    on_off = ([4000.0] * 2 + [0.0] * 10) * 4
-    for i, tps in enumerate(on_off):
-        at = NOW + 30 * i
-        busy = Signals(
+    # The operator starts (or the benchmark starts warm) at 12; bursts that the fleet carried
+    # within the SLOs (latency at 70% of its target: no room for a probe) need fewer.
+    def busy(at: float, tps: float) -> Signals:
+        return Signals(
             at=at, ttft_p95=1.4, itl_p95=0.035, queue=0, kv_usage=0.1, tokens_per_second=tps
         )
-        d = decide(
-            busy if tps else _quiet(at, tps),
-            Replicas(ready, ready),
-            DEFAULT,
-            price_per_replica_hour=PRICE,
-            now=at,
-            history=h,
-        )
-        h = remember(h, d, at, tps)
-        ready, reason = d.desired, d.reason
-    assert ready < 12, reason
-    assert "burst reserve" in reason
+
+    # Three bursts within the reserve's 20 minutes, so the seeded count is still in its memory.
+    on_off = ([4000.0] * 2 + [0.0] * 10) * 3
+    ready, reason = _run(on_off, start_ready=12, seeded=12, busy=busy)
+    needed = re.search(r"burst reserve: \d+ bursts in the last 20 min needed (\d+)", reason)
+    assert needed is not None, reason
+    assert int(needed.group(1)) < 12 and ready < 12, reason  # it held 12 before
 
 
 def test_a_burst_that_has_begun_to_fall_is_not_projected() -> None:
