@@ -1,30 +1,31 @@
-"""The answer's side of the proxy: the whole answer or the streamed relay, which measures time
-to first token and the gaps between tokens, scrubs confidential data across chunks and counts
-usage."""
+"""The answer's side of the proxy: the whole answer, or the streamed one relayed from the
+engine's connection straight to the client's (relay.py does the per-event work)."""
 
 from __future__ import annotations
 
-import json
-import re
+import asyncio
+import contextvars
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
-from llm_operator.gateway import tracing
-from llm_operator.gateway.checks import LANGUAGE_PREFIX_CHARS, WITHHELD, Checks
+from llm_operator.gateway.checks import Checks
 from llm_operator.gateway.config import GatewayConfig
+from llm_operator.gateway.engine import EngineResponse
 from llm_operator.gateway.feedback import HEADER
 from llm_operator.gateway.metrics import GatewayMetrics
-from llm_operator.gateway.scrub import StreamScrubber
+from llm_operator.gateway.relay import EventRelay
 
-# Cheap byte tests on SSE events (compact or spaced JSON), so most events are never parsed.
-TEXT_RE = re.compile(rb'"(?:content|text)":\s*"(?!")')
-FINISH_RE = re.compile(rb'"finish_reason":\s*"')
-DONE = b"data: [DONE]"
-ID_RE = re.compile(rb'"id":\s*"([^"\\]{0,200})"')  # the first is the answer's (TGI's: "")
+# The client's send buffer: past HIGH the engine is no longer read until it is under LOW.
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+DRAIN_POLL_SECONDS = 0.005
+
+
+class Blocked(Exception):
+    """The answer was withheld (``block`` mode): the engine's body is no longer read."""
 
 
 @dataclass
@@ -40,41 +41,6 @@ class Usage:
 
     def total(self) -> int:
         return self.prompt + (self.completion if self.counted else self.streamed)
-
-
-def _streamed_fields(ch: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
-    """(key, object, field) of each text a chunk carries for one choice."""
-    idx = ch.get("index", 0)
-    if "delta" not in ch:
-        return [(f"{idx}/text", ch, "text")] if isinstance(ch.get("text"), str) else []
-    delta = ch.get("delta")
-    if not isinstance(delta, dict):
-        return []
-    out = [
-        (f"{idx}/{name}", delta, name)
-        for name in ("content", "reasoning_content", "refusal")
-        if isinstance(delta.get(name), str)
-    ]
-    for call in delta.get("tool_calls") or []:
-        fn = call.get("function") if isinstance(call, dict) else None
-        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-            out.append((f"{idx}/tool{call.get('index', 0)}", fn, "arguments"))
-    return out
-
-
-def _put(ch: dict[str, Any], name: str, text: str) -> None:
-    """Append released ``text`` to field ``name`` of a streamed choice (see _streamed_fields)."""
-    if not text:
-        return
-    if name == "text":
-        ch["text"] = (ch.get("text") or "") + text
-        return
-    delta = ch.setdefault("delta", {})
-    if name.startswith("tool"):
-        call = {"index": int(name[4:]), "function": {"arguments": text}}
-        delta.setdefault("tool_calls", []).append(call)
-    else:
-        delta[name] = (delta.get(name) or "") + text
 
 
 @dataclass
@@ -119,8 +85,9 @@ class Answers:
 
     async def relay_stream(
         self,
-        upstream: aiohttp.ClientResponse,
+        upstream: EngineResponse,
         out: web.StreamResponse,
+        transport: asyncio.Transport,
         cfg: GatewayConfig,
         key_id: str,
         expected: str | None,
@@ -128,141 +95,62 @@ class Answers:
         usage: Usage,
         wants_usage: bool = True,
     ) -> None:
-        """Forward SSE events as they arrive; measure TTFT and the gaps between tokens.
+        """Forward the engine's SSE events as they arrive, measuring TTFT and the gaps between
+        tokens. ``out`` is prepared and its headers sent: each engine read that completes events
+        is answered by one write of them, framed as a chunk when ``out`` is chunked, straight to
+        the client's ``transport`` from the engine connection's callback (no task switch per
+        read). While the client's send buffer is over HIGH_WATER the engine is not read.
+        Raises ConnectionResetError when the client is gone, EngineError when the engine's
+        stream breaks off."""
+        relay = EventRelay(
+            cfg,
+            self.checks,
+            self.metrics.ttft.labels(cfg.model),
+            self.metrics.itl.labels(cfg.model),
+            t0,
+            expected,
+            wants_usage,
+            usage.answer_id,
+        )
+        chunked = out.chunked
+        # The request's context (its span, for events and exemplars) in the engine's callback.
+        run = contextvars.copy_context().run
 
-        Each upstream read is answered by one write of the complete events it finished (an
-        event cut between reads goes out with the read that completes it). An event's JSON is
-        parsed only when it must be: while the answer's first characters are collected for the
-        language check, for the whole answer in ``flag`` mode, and for events carrying usage or
-        a finish reason. ``redact`` and ``block`` rewrite events through a window that spans
-        chunks (``scrub``), so they parse every event. The engine is always asked for usage
-        (``translate.for_engine``); the usage-only chunk is dropped when the client did not ask
-        for it, as OpenAI's API would not send it.
-        """
-        model = cfg.model
-        ttft, itl = self.metrics.ttft.labels(model), self.metrics.itl.labels(model)
-        scrubber = StreamScrubber(cfg.pii) if cfg.pii in ("redact", "block") else None
-        keep_all = cfg.pii != "off"
-        # Text the checks need: the language check a prefix, the empty-answer check one visible
-        # character; past that, text events are relayed without being parsed.
-        want = LANGUAGE_PREFIX_CHARS if expected else 1
-        parts: list[str] = []
-        collected = 0
-        finish: str | None = None
-        last: float | None = None
-        reported: dict[str, Any] = {}
-        buf = b""
-        blocked = False
-        engine_id: bytes | None = None  # '"id":"<engine's>"', replaced in every event
-        ours = b""
-        async for chunk in upstream.content.iter_any():
-            now = time.monotonic()
-            buf += chunk
-            ready: list[bytes] = []
-            while b"\n\n" in buf and not blocked:
-                event, buf = buf.split(b"\n\n", 1)
-                if not event.startswith(b"data:") or event.endswith(b"[DONE]"):
-                    if scrubber is not None and event.endswith(b"[DONE]"):
-                        ready += self._flush(cfg, scrubber)
-                    ready.append(event)
-                    continue
-                has_text = TEXT_RE.search(event) is not None
-                if has_text:
-                    if last is None:
-                        ttft.observe(now - t0, tracing.exemplar(tracing.current()))
-                        tracing.event("gen_ai.first_token")
-                    else:
-                        itl.observe(now - last)
-                    last = now
-                    usage.streamed += 1
-                has_usage = b'"usage"' in event
-                need_json = (
-                    keep_all
-                    or has_usage
-                    or (FINISH_RE.search(event) is not None)
-                    or (has_text and collected < want)
-                )
-                if not need_json:
-                    ready.append(event)
-                    continue
-                try:
-                    data = json.loads(event[5:])
-                except ValueError:
-                    data = {}
-                if not isinstance(data, dict):
-                    data = {}
-                reported = data.get("usage") or reported
-                if has_usage and not wants_usage and not data.get("choices"):
-                    continue  # the usage-only chunk the gateway asked for, not the client
-                changed = False
-                for ch in data.get("choices") or []:
-                    if not isinstance(ch, dict):
-                        continue
-                    finish = ch.get("finish_reason") or finish
-                    for key, obj, name in _streamed_fields(ch):
-                        text = obj[name]
-                        if scrubber is not None:
-                            rel = scrubber.feed(key, text, final=bool(ch.get("finish_reason")))
-                            self.checks.count(cfg, rel.found, "response")
-                            if rel.blocked:
-                                blocked = True
-                                if "delta" in ch:
-                                    ch["delta"] = {"content": WITHHELD}
-                                else:
-                                    ch["text"] = WITHHELD
-                                ch["finish_reason"] = "content_filter"
-                                changed = True
-                                break
-                            changed = changed or rel.text != text
-                            obj[name] = text = rel.text
-                        if name in ("content", "text"):
-                            parts.append(text)
-                            collected += len(text) if expected else len(text.strip())
-                    if scrubber is not None and ch.get("finish_reason") and not blocked:
-                        # the finish chunk often carries no text: it takes what is still held
-                        for key, rel in scrubber.flush(f"{ch.get('index', 0)}/").items():
-                            self.checks.count(cfg, rel.found, "response")
-                            _put(ch, key.partition("/")[2], rel.text)
-                            parts.append(rel.text if key.endswith(("/content", "/text")) else "")
-                            changed = True
-                if changed:
-                    event = b"data: " + json.dumps(data).encode()
-                ready.append(event)
-                if blocked:
-                    ready.append(DONE)
-            if ready:
-                payload = b"\n\n".join(ready) + b"\n\n"
-                if engine_id is None and usage.answer_id and (m := ID_RE.search(payload)):
-                    engine_id = m.group(0)
-                    ours = engine_id[: m.start(1) - m.start(0)] + usage.answer_id.encode() + b'"'
-                if engine_id is not None:
-                    payload = payload.replace(engine_id, ours)
-                await out.write(payload)
-            if blocked:
-                upstream.close()  # the engine stops generating what nobody will see
-                break
-        if buf and not blocked:
-            await out.write(buf)
-        if scrubber is not None and not blocked and (tail := self._flush(cfg, scrubber)):
-            await out.write(b"\n\n".join(tail) + b"\n\n")  # the stream ended without [DONE]
-        text = "".join(parts)
+        def send(payload: bytes) -> None:
+            if transport.is_closing():
+                raise ConnectionResetError("the client went away")
+            transport.write(b"%x\r\n%b\r\n" % (len(payload), payload) if chunked else payload)
+
+        def sink(chunk: bytes) -> None:
+            if payload := run(relay.feed, chunk, time.monotonic()):
+                send(payload)
+                if transport.get_write_buffer_size() > HIGH_WATER:
+                    upstream.pause()
+            if relay.blocked:
+                raise Blocked
+
+        try:
+            upstream.stream(sink)
+            while not upstream.complete:
+                await upstream.wait()
+                while upstream.paused and transport.get_write_buffer_size() > LOW_WATER:
+                    if transport.is_closing():
+                        raise ConnectionResetError("the client went away")
+                    await asyncio.sleep(DRAIN_POLL_SECONDS)
+                upstream.resume()
+            if rest := run(relay.tail):
+                send(rest)
+        except Blocked:
+            upstream.close()  # the engine stops generating what nobody will see
+        finally:
+            usage.streamed = relay.streamed
+        text = "".join(relay.parts)
         if cfg.pii == "flag":
             self.checks.count(cfg, [f.type for f in await self.checks.scan(text)], "response")
-        usage.finish = finish
-        self.checks.answer(cfg, text, finish, expected)
-        if reported:
+        usage.finish = relay.finish
+        self.checks.answer(cfg, text, relay.finish, expected)
+        if reported := relay.reported:
             usage.prompt = int(reported.get("prompt_tokens") or 0)
             usage.completion = int(reported.get("completion_tokens") or 0)
             usage.counted = True
         self._usage(cfg, key_id, usage)
-
-    def _flush(self, cfg: GatewayConfig, scrubber: StreamScrubber) -> list[bytes]:
-        """Events for the text still held when the stream ends without a finish reason."""
-        events = []
-        for key, rel in scrubber.flush().items():
-            self.checks.count(cfg, rel.found, "response")
-            idx, _, name = key.partition("/")
-            choice: dict[str, Any] = {"index": int(idx)}
-            _put(choice, name, rel.text)
-            events.append(b"data: " + json.dumps({"choices": [choice]}).encode())
-        return events

@@ -26,6 +26,7 @@ from llm_operator.gateway.answers import Answers, Usage
 from llm_operator.gateway.checks import Checks
 from llm_operator.gateway.config import GatewayConfig
 from llm_operator.gateway.cost import TICK_SECONDS
+from llm_operator.gateway.engine import EngineClient
 from llm_operator.gateway.errors import (
     RETRY_AFTER_ENGINE_DOWN,
     GatewayError,
@@ -61,6 +62,7 @@ class Gateway:
     reloads: int = 0
     _signature: tuple[Any, ...] = ()
     _session: aiohttp.ClientSession | None = None
+    _engines: dict[str, EngineClient] = field(default_factory=dict)
     limiter: Limiter = field(default_factory=LocalLimiter)
     checks: Checks = field(init=False)
     answers: Answers = field(init=False)
@@ -78,6 +80,16 @@ class Gateway:
         """The one client session to the engine (proxy, readiness, the metrics port's relays)."""
         assert self._session is not None, "the app has not started"
         return self._session
+
+    def engine(self, url: str) -> EngineClient:
+        """The connection pool to the engine at ``url`` (a reloaded config may move it)."""
+        client = self._engines.get(url)
+        if client is None:
+            for old in self._engines.values():
+                old.close()
+            client = EngineClient(url)
+            self._engines = {url: client}
+        return client
 
     # ------------------------------------------------------------------ config
     def load(self) -> None:
@@ -160,6 +172,8 @@ class Gateway:
             self._reloader.cancel()
         if self._session:
             await self._session.close()
+        for client in self._engines.values():
+            client.close()
 
     async def _startup(self, _: web.Application) -> None:
         await self.open()
@@ -285,7 +299,7 @@ class Gateway:
             self.observe.prompt(cfg, last, asked)
             usage.answer_id = self.observe.answer_id(snap, key_id, chat, span)
             resp, outcome = await upstream.forward(
-                self.session,
+                self.engine(cfg.engine_url),
                 self.answers,
                 request,
                 cfg,

@@ -70,7 +70,8 @@ class CostConfig(_Model):
 class GatewayConfig(_Model):
     model: str = Field(description="Model name served to clients")
     engine: Literal["vllm", "tgi"] = "vllm"
-    engine_url: str = "http://127.0.0.1:8000"
+    # The engine is the pod's other container: plain HTTP on localhost (engine.py speaks no TLS).
+    engine_url: Annotated[str, Field(pattern=r"^http://[^/?#@\s]+$")] = "http://127.0.0.1:8000"
     generation: GenerationPolicy = GenerationPolicy()
     pii: Literal["off", "flag", "redact", "block"] = "off"
     expected_language: str | None = None
