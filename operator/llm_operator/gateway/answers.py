@@ -3,7 +3,6 @@ engine's connection straight to the client's (relay.py does the per-event work).
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import time
 from dataclasses import dataclass
@@ -17,11 +16,6 @@ from llm_operator.gateway.engine import EngineResponse
 from llm_operator.gateway.feedback import HEADER
 from llm_operator.gateway.metrics import GatewayMetrics
 from llm_operator.gateway.relay import EventRelay
-
-# The client's send buffer: past HIGH the engine is no longer read until it is under LOW.
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
-DRAIN_POLL_SECONDS = 0.005
 
 
 class Blocked(Exception):
@@ -87,7 +81,7 @@ class Answers:
         self,
         upstream: EngineResponse,
         out: web.StreamResponse,
-        transport: asyncio.Transport,
+        request: web.BaseRequest,
         cfg: GatewayConfig,
         key_id: str,
         expected: str | None,
@@ -98,10 +92,14 @@ class Answers:
         """Forward the engine's SSE events as they arrive, measuring TTFT and the gaps between
         tokens. ``out`` is prepared and its headers sent: each engine read that completes events
         is answered by one write of them, framed as a chunk when ``out`` is chunked, straight to
-        the client's ``transport`` from the engine connection's callback (no task switch per
-        read). While the client's send buffer is over HIGH_WATER the engine is not read.
+        the client's transport from the engine connection's callback (no task switch per read).
+        While the client's transport says its buffer is full (``pause_writing``, past its high
+        water mark) the engine is not read; reading resumes when aiohttp's writer has drained.
         Raises ConnectionResetError when the client is gone, EngineError when the engine's
         stream breaks off."""
+        transport, protocol = request.transport, request.protocol
+        if transport is None:
+            raise ConnectionResetError("the client went away")
         relay = EventRelay(
             cfg,
             self.checks,
@@ -124,7 +122,7 @@ class Answers:
         def sink(chunk: bytes) -> None:
             if payload := run(relay.feed, chunk, time.monotonic()):
                 send(payload)
-                if transport.get_write_buffer_size() > HIGH_WATER:
+                if protocol.writing_paused:
                     upstream.pause()
             if relay.blocked:
                 raise Blocked
@@ -133,11 +131,9 @@ class Answers:
             upstream.stream(sink)
             while not upstream.complete:
                 await upstream.wait()
-                while upstream.paused and transport.get_write_buffer_size() > LOW_WATER:
-                    if transport.is_closing():
-                        raise ConnectionResetError("the client went away")
-                    await asyncio.sleep(DRAIN_POLL_SECONDS)
-                upstream.resume()
+                if upstream.paused:
+                    await request.writer.drain()  # until the client's transport resumes writing
+                    upstream.resume()
             if rest := run(relay.tail):
                 send(rest)
         except Blocked:

@@ -61,8 +61,6 @@ async def forward(
                     "engine_error",
                 )
             if stream:
-                if (transport := request.transport) is None:
-                    raise ConnectionResetError("the client went away")
                 started = web.StreamResponse(
                     headers={
                         "Content-Type": "text/event-stream",
@@ -78,7 +76,7 @@ async def forward(
                 await answers.relay_stream(
                     upstream,
                     started,
-                    transport,
+                    request,
                     cfg,
                     key_id,
                     expected,
