@@ -52,7 +52,6 @@ class _Connection(asyncio.Protocol):
         self.head: asyncio.Future[int] = loop.create_future()
         self.wake: asyncio.Future[None] | None = None
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.size = 0
         self.read = 0
@@ -81,10 +80,7 @@ class _Connection(asyncio.Protocol):
                 EngineError(f"the engine closed the connection{reason}", nothing_read=not self.read)
             )
 
-    # -- httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
+    # -- httptools callbacks (the engine's headers are not needed: no on_header)
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
         if not self.head.done():
@@ -132,13 +128,6 @@ class EngineResponse:
         self._conn, self._pool = conn, pool
         self.status = conn.status
         self.paused = False
-
-    def header(self, name: str) -> str | None:
-        key = name.lower().encode()
-        for k, v in self._conn.headers:
-            if k.lower() == key:
-                return v.decode("latin-1")
-        return None
 
     async def read(self) -> bytes:
         """The whole body (an error, or an answer that is not streamed)."""
