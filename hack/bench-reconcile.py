@@ -84,7 +84,13 @@ def rss_mib(pid: int) -> float:
 class Operator:
     """The operator out of cluster, with the environment of the chart's Deployment."""
 
-    def __init__(self, cluster: lc.LocalCluster, kubeconfig: Path, log: Path) -> None:
+    def __init__(
+        self,
+        cluster: lc.LocalCluster,
+        kubeconfig: Path,
+        log: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.cluster, self.kubeconfig, self.log = cluster, kubeconfig, log
         self.proc: subprocess.Popen[bytes] | None = None
         dep = json.loads(
@@ -92,6 +98,7 @@ class Operator:
         )
         (container,) = dep["spec"]["template"]["spec"]["containers"]
         self.env = {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
+        self.env.update(extra_env or {})
 
     def start(self) -> None:
         exe = Path(sys.executable).parent / "llm-operator"
@@ -260,6 +267,14 @@ def main() -> None:
     ap.add_argument("--big-replicas", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--floor", action="store_true", help="measure the control plane alone first")
+    ap.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set in the operator's environment on top of the chart's (to compare settings)",
+    )
+    ap.add_argument("--until", choices=["restart", "all"], default="all", help="stop after step 3b")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     # the churn adds 200 objects and doubles 200 others; a few nodes spare
@@ -288,7 +303,10 @@ def main() -> None:
     kubeconfig = cluster.service_account_kubeconfig(RELEASE, RELEASE_NS)
     if args.floor:
         floor(cluster, args.objects)
-    op = Operator(cluster, kubeconfig, Path(cluster.workdir or "/tmp") / "operator.log")
+    extra = dict(item.split("=", 1) for item in args.env)
+    if extra:
+        print(f"operator environment on top of the chart's: {extra}")
+    op = Operator(cluster, kubeconfig, Path(cluster.workdir or "/tmp") / "operator.log", extra)
     op.start()
     sampler = Sampler(op)
     sampler.start()
@@ -372,6 +390,8 @@ def main() -> None:
             f"restart with {args.objects} objects: operator RSS peaked at {peak:.0f} MiB, "
             f"{rss_mib(op.pid):.0f} MiB 75 s later"
         )
+        if args.until == "restart":
+            return
 
         # 4. crashes during churn: create, resize and delete while the operator is killed
         names = set(rest) | set(applied)
