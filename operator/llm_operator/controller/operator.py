@@ -6,7 +6,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import kopf
@@ -160,12 +160,27 @@ def _held(index: kopf.Index[str, Held]) -> quota.HeldSource:
     return held_of
 
 
+# Bookkeeping of the API server and kubectl that nothing here reads: in a 1,000-object index
+# they were 22 KB of a 36 KB LLMDeployment (managedFields with four field managers).
+UNREAD_METADATA = ("managedFields",)
+UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A private copy of an LLMDeployment without what the operator never reads."""
+    meta = {k: v for k, v in body.get("metadata", {}).items() if k not in UNREAD_METADATA}
+    if any(a in (meta.get("annotations") or {}) for a in UNREAD_ANNOTATIONS):
+        annotations = meta["annotations"].items()
+        meta["annotations"] = {k: v for k, v in annotations if k not in UNREAD_ANNOTATIONS}
+    return copy.deepcopy({**body, "metadata": meta})
+
+
 @kopf.index(GROUP, VERSION, PLURAL)
 def llmd_bodies(
     body: kopf.Body, namespace: str | None, name: str | None, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Each LLMDeployment as last seen (a refresh reads it here instead of getting it)."""
-    return {(namespace or "", name or ""): copy.deepcopy(dict(body))}
+    return {(namespace or "", name or ""): slim(body)}
 
 
 @kopf.index("apps", "v1", "deployments", labels=REPLICAS)
