@@ -197,6 +197,20 @@ async def test_language_defaults_to_the_prompts(make_stack: StackFactory) -> Non
     assert metric_value(m, "llm_gateway_language_mismatches_total", expected="pt") == 1
 
 
+async def test_the_prompts_language_is_read_from_the_prefix_the_answers_is(
+    make_stack: StackFactory,
+) -> None:
+    """The answer is judged on its first 300 characters; so is the prompt: its cost does not
+    grow with a long prompt, and a long pasted document after the question does not decide."""
+    s = await make_stack(sim_kwargs={"language": "en"})
+    question = "Please summarise the quarterly report below in three short bullet points. " * 5
+    document = "A implantação terminou e todas as réplicas estão prontas para atender. " * 60
+    await s.chat(question[:300] + document)
+    m = await s.metrics()
+    assert metric_value(m, "llm_gateway_language_checks_total", expected="en") == 1
+    assert metric_value(m, "llm_gateway_language_mismatches_total") == 0
+
+
 async def _stream(s: Stack, content: str) -> str:
     body = {"messages": [{"role": "user", "content": content}], "stream": True}
     text = []

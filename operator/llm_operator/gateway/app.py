@@ -23,7 +23,7 @@ from opentelemetry.trace import Span
 
 from llm_operator.gateway import tracing, upstream
 from llm_operator.gateway.answers import Answers, Usage
-from llm_operator.gateway.checks import Checks
+from llm_operator.gateway.checks import LANGUAGE_PREFIX_CHARS, Checks
 from llm_operator.gateway.config import GatewayConfig
 from llm_operator.gateway.cost import TICK_SECONDS
 from llm_operator.gateway.engine import EngineClient
@@ -294,7 +294,9 @@ class Gateway:
             except PolicyError as exc:
                 raise GatewayError(400, "bad_request", str(exc), "invalid_request_error") from exc
             last = texts[-1] if texts else ""
-            asked = None if cfg.expected_language else detect_language(last)
+            # The prompt's language from the prefix the answer's is judged on: its cost is the
+            # same for a 40 KB prompt as for a short one.
+            asked = None if cfg.expected_language else detect_language(last[:LANGUAGE_PREFIX_CHARS])
             expected = cfg.expected_language or asked
             self.observe.prompt(cfg, last, asked)
             usage.answer_id = self.observe.answer_id(snap, key_id, chat, span)
