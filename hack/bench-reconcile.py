@@ -120,7 +120,11 @@ class Operator:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
-            self.proc.wait(30)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:  # still resuming when asked to stop
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(30)
 
 
 class Sampler(threading.Thread):
@@ -388,7 +392,7 @@ def main() -> None:
         _, peak = sampler.window(t1, time.monotonic())
         print(
             f"restart with {args.objects} objects: operator RSS peaked at {peak:.0f} MiB, "
-            f"{rss_mib(op.pid):.0f} MiB 75 s later"
+            f"{rss_mib(op.pid):.0f} MiB 75 s later; {cpu_seconds(op.pid):.1f} s of CPU"
         )
         if args.until == "restart":
             return
