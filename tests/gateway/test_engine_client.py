@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from llm_operator.gateway.engine import EngineClient
+from llm_operator.gateway.feedback import HEADER
 from tests.gateway.conftest import Stack, StackFactory, metric_value
 
 # answer(n, body, writer): the n-th request on this connection; False closes the connection
@@ -39,7 +40,8 @@ def json_answer(body: bytes) -> bytes:
 
 class RawEngine:
     def __init__(self, answer: Answer) -> None:
-        self.answer, self.connections, self.heads = answer, 0, []  # type: ignore[var-annotated]
+        self.answer, self.connections = answer, 0
+        self.heads: list[bytes] = []
         self.server: asyncio.Server | None = None
 
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -85,7 +87,8 @@ async def engines() -> AsyncIterator[Callable[[Answer], Awaitable[tuple[RawEngin
 async def _post_json(client: EngineClient) -> dict[str, object]:
     resp = await client.post("/v1/completions", b"{}")
     try:
-        return json.loads(await resp.read())  # type: ignore[no-any-return]
+        data: dict[str, object] = json.loads(await resp.read())
+        return data
     finally:
         resp.release()
 
@@ -164,9 +167,26 @@ async def test_a_stream_the_engine_breaks_off_ends_with_an_error_event(
     ]
     error = json.loads(events[2][6:])["error"]
     assert error["type"] == "upstream_error" and error["code"] == 502
-    assert metric_value(await s.metrics(), "llm_gateway_requests_total", outcome="upstream_error")
+    metrics = await s.metrics()
+    assert metric_value(metrics, "llm_gateway_requests_total", outcome="upstream_error") == 1
     async with s.session.get(f"{s.url}/healthz") as r:
         assert r.status == 200  # and the gateway goes on serving
+
+
+async def test_an_event_the_stream_ends_on_without_a_blank_line_carries_our_answer_id(
+    make_stack: StackFactory, engines: Callable[[Answer], Awaitable[tuple[RawEngine, str]]]
+) -> None:
+    async def unfinished(n: int, body: bytes, w: asyncio.StreamWriter) -> bool:
+        w.write(SSE_HEAD + chunk(event("one") + b"\n\n") + chunk(event("two")) + b"0\r\n\r\n")
+        return True
+
+    _, url = await engines(unfinished)
+    s = await _gateway_on(make_stack, url)
+    body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with s.session.post(f"{s.url}/v1/chat/completions", json=body) as r:
+        ours = r.headers[HEADER]
+        events = [e for e in (await r.read()).decode().split("\n\n") if e]
+    assert [json.loads(e[6:])["id"] for e in events] == [ours, ours]
 
 
 async def test_an_answer_that_is_not_json_is_a_502(
@@ -182,7 +202,9 @@ async def test_an_answer_that_is_not_json_is_a_502(
     assert status == 502 and data["error"]["type"] == "engine_error"
 
 
-async def _raw_request(port: int, version: str = "1.1") -> tuple[asyncio.StreamReader, object]:
+async def _raw_request(
+    port: int, version: str = "1.1"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream": True}).encode()
     writer.write(
@@ -226,7 +248,7 @@ async def test_a_client_that_does_not_read_stops_the_gateway_reading_the_engine(
         assert data, "the gateway closed the stream early"
         received += data
     assert received.count(b'"content": "xx') == events and b"data: [DONE]" in received
-    writer.close()  # type: ignore[attr-defined]
+    writer.close()
 
 
 async def test_an_http_1_0_client_gets_the_stream_unchunked(make_stack: StackFactory) -> None:
@@ -236,4 +258,4 @@ async def test_an_http_1_0_client_gets_the_stream_unchunked(make_stack: StackFac
     head, _, body = data.partition(b"\r\n\r\n")
     assert b"chunked" not in head.lower()
     assert body.startswith(b"data: {") and body.rstrip().endswith(b"data: [DONE]")
-    writer.close()  # type: ignore[attr-defined]
+    writer.close()

@@ -113,8 +113,10 @@ class EventRelay:
             self._buf = buf
             return b""
         ready: list[bytes] = []
-        while b"\n\n" in buf and not self.blocked:
-            event, buf = buf.split(b"\n\n", 1)
+        *events, rest = buf.split(b"\n\n")  # one pass over the read, however many events
+        for event in events:
+            if self.blocked:
+                break
             if not event.startswith(b"data:") or event.endswith(b"[DONE]"):
                 if self.scrubber is not None and event.endswith(b"[DONE]"):
                     ready += self.flush()
@@ -143,10 +145,11 @@ class EventRelay:
             ready.append(event)
             if self.blocked:
                 ready.append(DONE)
-        self._buf = buf
-        if not ready:
-            return b""
-        payload = b"\n\n".join(ready) + b"\n\n"
+        self._buf = rest
+        return self._ours_id(b"\n\n".join(ready) + b"\n\n") if ready else b""
+
+    def _ours_id(self, payload: bytes) -> bytes:
+        """``payload`` with the gateway's answer id in place of the engine's."""
         if self._engine_id is None and self.answer_id and (m := ID_RE.search(payload)):
             self._engine_id = m.group(0)
             self._ours = self._engine_id[: m.start(1) - m.start(0)] + self.answer_id.encode() + b'"'
@@ -207,7 +210,7 @@ class EventRelay:
         out, self._buf = self._buf, b""
         if self.scrubber is not None and (held := self.flush()):
             out += (b"\n\n" if out else b"") + b"\n\n".join(held) + b"\n\n"
-        return out
+        return self._ours_id(out) if out else b""
 
     def flush(self) -> list[bytes]:
         """Events for the text still held when the stream ends without a finish reason."""
