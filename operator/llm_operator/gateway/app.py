@@ -62,7 +62,7 @@ class Gateway:
     reloads: int = 0
     _signature: tuple[Any, ...] = ()
     _session: aiohttp.ClientSession | None = None
-    _engines: dict[str, EngineClient] = field(default_factory=dict)
+    _engine: EngineClient | None = None
     limiter: Limiter = field(default_factory=LocalLimiter)
     checks: Checks = field(init=False)
     answers: Answers = field(init=False)
@@ -83,13 +83,11 @@ class Gateway:
 
     def engine(self, url: str) -> EngineClient:
         """The connection pool to the engine at ``url`` (a reloaded config may move it)."""
-        client = self._engines.get(url)
-        if client is None:
-            for old in self._engines.values():
-                old.close()
-            client = EngineClient(url)
-            self._engines = {url: client}
-        return client
+        if self._engine is None or self._engine.url != url:
+            if self._engine is not None:
+                self._engine.close()
+            self._engine = EngineClient(url)
+        return self._engine
 
     # ------------------------------------------------------------------ config
     def load(self) -> None:
@@ -172,8 +170,8 @@ class Gateway:
             self._reloader.cancel()
         if self._session:
             await self._session.close()
-        for client in self._engines.values():
-            client.close()
+        if self._engine is not None:
+            self._engine.close()
 
     async def _startup(self, _: web.Application) -> None:
         await self.open()

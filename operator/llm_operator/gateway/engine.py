@@ -198,6 +198,7 @@ class EngineClient:
     """Keep-alive connections to one engine (``http://host:port``)."""
 
     def __init__(self, url: str) -> None:
+        self.url = url
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"the engine URL must be http://host[:port], got {url!r}")
@@ -208,8 +209,9 @@ class EngineClient:
     async def post(
         self, path: str, body: bytes, headers: Mapping[str, str] | None = None
     ) -> EngineResponse:
-        """Send the request; return once the engine's status and headers are in. A reused
-        connection that the engine closed before answering is retried once on a new one."""
+        """Send the request; return once the engine's status and headers are in. When the
+        engine closed a reused connection before answering, the request goes on the next one
+        (a new connection at the latest)."""
         head = [
             b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\nAccept: */*\r\n" % (path.encode(), self.authority, len(body))
