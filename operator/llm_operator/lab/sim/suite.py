@@ -130,7 +130,7 @@ def summarize(outcomes: list[Outcome]) -> list[dict[str, Any]]:
 
 
 def to_markdown(
-    rows: list[dict[str, Any]], *, cold_start: float, gpu: str, max_factor: float = 2.0
+    rows: list[dict[str, Any]], *, cold_start: float, gpu: str, max_factor: float
 ) -> str:
     lines = [
         f"Scenario suite, {gpu}, cold start {cold_start:g} s, maxReplicas {max_factor:g}x the "
@@ -193,7 +193,7 @@ def rebuild(out: Path, known: list[Scenario]) -> list[Outcome]:
 
 
 def write_summary(
-    outcomes: list[Outcome], out: Path, *, cold_start: float, gpu: str, max_factor: float = 2.0
+    outcomes: list[Outcome], out: Path, *, cold_start: float, gpu: str, max_factor: float
 ) -> None:
     rows = summarize(outcomes)
     out.mkdir(parents=True, exist_ok=True)
