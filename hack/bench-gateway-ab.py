@@ -24,13 +24,14 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
 from llm_operator.lab.localcluster import free_port
 
 
-def _bench() -> object:
+def _bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "bench_gateway", Path(__file__).with_name("bench-gateway.py")
     )
