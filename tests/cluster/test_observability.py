@@ -18,6 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from llm_operator.autoscaling.signals import selector
+from llm_operator.gateway.metrics import COST
 from llm_operator.lab import localcluster as lc
 from llm_operator.lab.localcluster.backing import PodBacking
 from llm_operator.lab.localcluster.collector import LocalCollector
@@ -73,9 +75,12 @@ async def test_spans_feedback_and_spend_per_key_from_an_applied_llmdeployment(
     await asyncio.to_thread(
         wait_for, lambda: backing.endpoints(namespace, "obs"), 90, 0.5, "a backed, ready pod"
     )
-    # Prometheus scrapes the pod's zeroes first, so the spend that follows is an increase.
-    scraped = f'up{{namespace="{namespace}",llmops_dev_deployment="obs"}} == 1'
-    await asyncio.to_thread(wait_for, lambda: prom.query(scraped), 60, 0.5, "a scraped pod")
+    # Prometheus scrapes every key's cost at zero first, so the spend that follows is an
+    # increase. (`up == 1` was not enough: a scrape before the gateway's workers had loaded their
+    # config has no key series yet, and a series first scraped mid-way through team-a's
+    # requests counts only the rest of them: team-b came out on top.)
+    zeros = f'count({COST}_total{{{selector(namespace, "obs")},key_id=~"team-a|team-b"}} == 0) == 2'
+    await asyncio.to_thread(wait_for, lambda: prom.query(zeros), 60, 0.5, "zero spend scraped")
     [url] = backing.endpoints(namespace, "obs")
     answers: list[str] = []
     async with aiohttp.ClientSession() as session:
