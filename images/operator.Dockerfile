@@ -10,6 +10,11 @@ COPY operator ./operator
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[operator]'
 
 FROM python:3.11-slim
+# jemalloc (the chart's default allocator, docs/reconciler.md "Memory"), at one path on every
+# architecture: the chart preloads /usr/local/lib/libjemalloc.so.2.
+RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 \
+    && ln -s "$(dpkg -L libjemalloc2 | grep '/libjemalloc.so.2$')" /usr/local/lib/libjemalloc.so.2 \
+    && rm -rf /var/lib/apt/lists/*
 # Installed from the wheels stage without copying them into a layer of this image.
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels 'llm-operator[operator]'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -253,3 +254,31 @@ def test_install_yaml_is_the_chart_rendered(bin_dir: Any) -> None:
     kinds = [d["kind"] for d in yaml.safe_load_all(committed) if d]
     assert kinds[0] == "Namespace"
     assert kinds.count("CustomResourceDefinition") == 3  # LLMDeployment, both kopf peerings
+
+
+def _operator_env(objs: list[dict[str, Any]]) -> dict[str, str]:
+    container = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_the_operator_runs_on_jemalloc_unless_told_otherwise(render: Render) -> None:
+    env = _operator_env(render())
+    assert env["PYTHONMALLOC"] == "malloc"
+    assert env["LD_PRELOAD"] == "/usr/local/lib/libjemalloc.so.2"
+    assert "background_thread:true" in env["MALLOC_CONF"]
+    # The image links the library where the chart preloads it.
+    assert env["LD_PRELOAD"] in (REPO / "images" / "operator.Dockerfile").read_text()
+    plain = _operator_env(render(allocator="pymalloc"))
+    assert not {"PYTHONMALLOC", "LD_PRELOAD", "MALLOC_CONF"} & plain.keys()
+
+
+def test_the_charts_allocator_environment_loads_jemalloc(render: Render) -> None:
+    """The rendered environment, given to a Python process here (hack/install-deps.sh links the
+    library like the image does), really puts jemalloc under it."""
+    env = _operator_env(render())
+    probe = "print(open('/proc/self/maps').read())"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert "libjemalloc.so.2" in out.stdout, out.stderr
+    assert "cannot be preloaded" not in out.stderr
