@@ -7,11 +7,12 @@ every ``interval`` seconds (a few milliseconds on a 300 MiB heap), which returns
 of every arena: what Python allocates through malloc (objects over 512 bytes, dict and list
 storage, bodies read from the API server). Python's small-object arenas are returned by Python
 itself, and only when empty. Measured: 291 -> 274 MiB after a restart with 1,000 objects.
-``PYTHONMALLOC=malloc`` would let it return everything (206-221 MiB after the restart) but
-raised the bulk-apply peak from 147 to 342 MiB and the CPU by a quarter, so it is not used. On a
-C library without ``malloc_trim`` (musl, macOS) the loop does nothing. The chart's default
-allocator is now jemalloc (``allocator: jemalloc``: 160 MiB after the same restart), which purges
-on its own; this loop is what still helps a deployment that keeps ``allocator: pymalloc``.
+``PYTHONMALLOC=malloc`` on glibc would let it return everything (206-221 MiB after the restart)
+but raised the bulk-apply peak from 147 to 342 MiB and the CPU by a quarter. The chart's default
+is ``PYTHONMALLOC=malloc`` on jemalloc instead (``allocator: jemalloc``: 160 MiB after the same
+restart), which purges on its own; there this loop trims glibc's nearly empty heap and costs
+nothing. It is what still helps a deployment that keeps ``allocator: pymalloc``. On a C library
+without ``malloc_trim`` (musl, macOS) the loop does nothing.
 """
 
 from __future__ import annotations
