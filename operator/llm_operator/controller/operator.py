@@ -19,12 +19,12 @@ from llm_operator.autoscaling.wake import Wakes
 from llm_operator.builders.activator import lease_owner
 from llm_operator.builders.common import ACTIVATOR, COMPONENT, DEPLOYMENT_LABEL, MANAGED_BY
 from llm_operator.config import OperatorConfig
-from llm_operator.controller import memory, quota
+from llm_operator.controller import memory, pods, quota
 from llm_operator.controller import reconcile as rec
 from llm_operator.controller.diffbase import SpecDigestStorage
 from llm_operator.kube.client import Kube
 from llm_operator.kube.events import owner_body, post_event
-from llm_operator.kube.states import ActivatorState, DeploymentState, Held, LeaseState, PodState
+from llm_operator.kube.states import ActivatorState, DeploymentState, Held, LeaseState
 
 T = TypeVar("T")
 
@@ -72,6 +72,43 @@ async def stop_releasing_memory(memo: kopf.Memo, **_: Any) -> None:
         task.cancel()
 
 
+@kopf.on.startup()
+def follow_pods(memo: kopf.Memo, **_: Any) -> None:
+    """The replica pods come from the operator's own informer (controller/pods.py), started
+    with kopf's watches; a pod whose state changed asks for its object's status refresh."""
+
+    def refresh(key: tuple[str, str]) -> None:
+        indexes = memo.get("indexes")
+        if indexes is None:  # no handler ran yet: each object's resume refreshes it
+            return
+        rec.refresh_status(_kube(memo), key[0], key[1], watched=_watched(indexes, memo))
+
+    memo["pod_refreshes"] = pods.Coalescer(refresh)
+    memo["pods"] = pods.replica_pods(
+        _kube(memo).api, list(memo.get("namespaces") or []), memo["pod_refreshes"].submit
+    )
+    memo["pods"].start()
+
+
+@kopf.on.cleanup()
+def stop_following_pods(memo: kopf.Memo, **_: Any) -> None:
+    if memo.get("pods") is not None:
+        memo["pods"].stop()
+        memo["pod_refreshes"].stop()
+
+
+# kopf's indexes the status refresh reads. kopf keeps one Index object per index for the life of
+# the operator (``kopf/_core/engines/indexing.py``: ``OperatorIndexer.index``), so the ones a
+# handler was given serve the pod refreshes, which run outside kopf's handlers.
+INDEXES = ("llmd_bodies", "deployment_states", "activator_states")
+
+
+def _remember(memo: kopf.Memo, kw: dict[str, Any]) -> dict[str, Any]:
+    if memo.get("indexes") is None:
+        memo["indexes"] = {k: kw[k] for k in INDEXES}
+    return kw
+
+
 def _kube(memo: kopf.Memo) -> Kube:
     kube: Kube = memo["kube"]
     return kube
@@ -96,7 +133,7 @@ def reconcile(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
         _kube(memo),
         _config(memo),
         dict(body),
-        watched=_watched(kw),
+        watched=_watched(_remember(memo, kw), memo),
         held=_held(kw["held_replicas"]),
     )
 
@@ -113,7 +150,7 @@ async def autoscale(
     auto: Autoscaler = memo["autoscaler"]
     interval = _config(memo).evaluation_interval_seconds
     meta = body["metadata"]
-    pods_of, held_of = _pods(kw["replica_pods"]), _held(kw["held_replicas"])
+    pods_of, held_of = _pods(memo), _held(kw["held_replicas"])
     activator_of = _activator(kw)
     while not stopped:
         try:
@@ -128,23 +165,10 @@ async def autoscale(
         await stopped.wait(interval)
 
 
-REPLICA_PODS = REPLICAS
-
-
-@kopf.index("", "v1", "pods", labels=REPLICA_PODS)
-def replica_pods(
-    body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
-) -> dict[tuple[str, str], PodState]:
-    """Each object's replica pods, kept by kopf from its pod watch: a status refresh reads them
-    here instead of listing pods (which cost O(pods) per pod event)."""
-    return {(namespace or "", labels[DEPLOYMENT_LABEL]): PodState.parse(dict(body))}
-
-
-def _pods(index: kopf.Index[tuple[str, str], PodState]) -> rec.PodSource:
-    def pods_of(namespace: str, name: str) -> list[PodState]:
-        return list(index.get((namespace, name), []))
-
-    return pods_of
+def _pods(memo: kopf.Memo) -> rec.PodSource:
+    """Each object's replica pods, from the informer (no API call: the same cost for 1 pod or
+    1,000)."""
+    return pods.reader(memo["pods"])
 
 
 @kopf.index("apps", "v1", "deployments", labels=REPLICAS)
@@ -227,11 +251,11 @@ def _one(index: kopf.Index[tuple[str, str], T]) -> Callable[[str, str], T | None
     return get
 
 
-def _watched(kw: dict[str, Any]) -> rec.Watched:
+def _watched(kw: dict[str, Any], memo: kopf.Memo) -> rec.Watched:
     return rec.Watched(
         llmd=_one(kw["llmd_bodies"]),
         deployment=_one(kw["deployment_states"]),
-        pods=_pods(kw["replica_pods"]),
+        pods=_pods(memo),
         activator=_one(kw["activator_states"]),
     )
 
@@ -239,11 +263,14 @@ def _watched(kw: dict[str, Any]) -> rec.Watched:
 def _refresh(body: kopf.Body, memo: kopf.Memo, kw: dict[str, Any]) -> None:
     meta = body["metadata"]
     name = meta["labels"][DEPLOYMENT_LABEL]
-    rec.refresh_status(_kube(memo), meta["namespace"], name, watched=_watched(kw))
+    rec.refresh_status(
+        _kube(memo), meta["namespace"], name, watched=_watched(_remember(memo, kw), memo)
+    )
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=REPLICAS)
 def deployment_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any) -> None:
+    _remember(memo, kw)
     if type == "DELETED":
         meta = body["metadata"]
         quota.LEDGER.forget(meta["namespace"], meta["labels"][DEPLOYMENT_LABEL])
@@ -283,7 +310,7 @@ def lease_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any)
         memo["autoscaler"].wake(
             llmd,
             _activator(kw)(ns, name),
-            pods=_pods(kw["replica_pods"])(ns, name),
+            pods=_pods(memo)(ns, name),
             held=_held(kw["held_replicas"]),
         )
 
@@ -293,11 +320,6 @@ def job_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any) -
     """The model cache's fill Job: its progress is the ModelCached condition."""
     if type != "DELETED":
         _refresh(body, memo, kw)
-
-
-@kopf.on.event("", "v1", "pods", labels=REPLICA_PODS)
-def pod_changed(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
-    _refresh(body, memo, kw)
 
 
 def run(
