@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from llm_operator.controller.pods import Coalescer
+from llm_operator.controller.watched import Coalescer
 from llm_operator.kube.informer import Informer, Key
 from llm_operator.kube.states import PodState
 
@@ -52,6 +52,9 @@ class Stream:
             yield line
 
     def close(self) -> None:
+        self.lines.put(None)
+
+    def shutdown(self) -> None:
         self.lines.put(None)
 
     def release_conn(self) -> None:
@@ -236,3 +239,19 @@ def test_the_coalescer_queues_one_run_per_object() -> None:
         assert runs == [("ns", "x"), ("ns", "y")]
     finally:
         co.stop()
+
+
+def test_the_namespace_view_follows_adds_and_deletes(parses: list[str]) -> None:
+    server, changed = FakePods([pod("a-0", "a"), pod("a-1", "a"), pod("b-0", "b")]), []
+    inf = informer(server, changed, parses)
+    try:
+        assert sorted(p.name for p in inf.in_namespace("ns")) == ["a-0", "a-1", "b-0"]
+        assert inf.in_namespace("other") == []
+        server.change("DELETED", pod("b-0", "b"))
+        wait(lambda: len(inf.in_namespace("ns")) == 2, "b-0 gone from the namespace view")
+        for name in ("a-0", "a-1"):
+            server.change("DELETED", pod(name, "a"))
+        wait(lambda: inf.in_namespace("ns") == [], "the namespace empty")
+        assert inf.get(("ns", "a")) == [] and len(inf) == 0
+    finally:
+        inf.stop()

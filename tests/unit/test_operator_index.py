@@ -50,3 +50,30 @@ def test_a_body_without_annotations_is_kept_whole() -> None:
     body = _body()
     del body["metadata"]["annotations"]
     assert "annotations" not in slim(body)["metadata"]
+
+
+def test_the_indexes_a_handler_saw_reach_the_operators_memo() -> None:
+    """kopf hands each object's handlers a shallow copy of the operator's memo
+    (kopf/_core/reactor/inventory.py): what the first handler remembers must reach the refreshes
+    the informers run from the operator's memo, with the handler's context (kopf.event finds
+    its Event queue in context variables kopf sets for handlers)."""
+    import contextvars
+
+    import kopf
+
+    from llm_operator.controller.operator import INDEXES, _remember
+
+    queue: contextvars.ContextVar[str] = contextvars.ContextVar("queue")
+    operator_memo = kopf.Memo(indexes={})
+    seen = {name: object() for name in INDEXES}
+
+    def handler() -> None:
+        queue.set("kopf's event queue")
+        _remember(copy.copy(operator_memo), {**seen, "other": 1})
+
+    contextvars.copy_context().run(handler)
+    kept = operator_memo["indexes"]
+    assert {k: kept[k] for k in INDEXES} == seen
+    assert kept["context"].copy().run(queue.get) == "kopf's event queue"
+    _remember(copy.copy(operator_memo), {name: object() for name in INDEXES})
+    assert all(kept[k] is seen[k] for k in INDEXES)  # the first handler's: they live with kopf

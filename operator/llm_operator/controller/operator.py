@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import logging
 import time
@@ -17,14 +18,14 @@ from llm_operator.autoscaling.actuator import Autoscaler
 from llm_operator.autoscaling.signals import PrometheusSource
 from llm_operator.autoscaling.wake import Wakes
 from llm_operator.builders.activator import lease_owner
-from llm_operator.builders.common import ACTIVATOR, COMPONENT, DEPLOYMENT_LABEL, MANAGED_BY
+from llm_operator.builders.common import ACTIVATOR, DEPLOYMENT_LABEL, MANAGED_BY
 from llm_operator.config import OperatorConfig
-from llm_operator.controller import memory, pods, quota
+from llm_operator.controller import memory, quota, watched
 from llm_operator.controller import reconcile as rec
 from llm_operator.controller.diffbase import SpecDigestStorage
 from llm_operator.kube.client import Kube
 from llm_operator.kube.events import owner_body, post_event
-from llm_operator.kube.states import ActivatorState, DeploymentState, Held, LeaseState
+from llm_operator.kube.states import ActivatorState, DeploymentState, LeaseState
 
 T = TypeVar("T")
 
@@ -32,8 +33,8 @@ OWNED: dict[str, Any] = {
     "app.kubernetes.io/managed-by": MANAGED_BY,
     DEPLOYMENT_LABEL: kopf.PRESENT,
 }
-# The replicas' objects, and scale to zero's activator (its Deployment and Lease).
-REPLICAS = {**OWNED, "app.kubernetes.io/component": COMPONENT}
+# Scale to zero's activator (its Deployment and Lease); the replicas' pods and Deployments are
+# followed by the operator's own informers (controller/watched.py).
 ACTIVATORS = {**OWNED, "app.kubernetes.io/component": ACTIVATOR}
 
 
@@ -73,39 +74,57 @@ async def stop_releasing_memory(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.startup()
-def follow_pods(memo: kopf.Memo, **_: Any) -> None:
-    """The replica pods come from the operator's own informer (controller/pods.py), started
-    with kopf's watches; a pod whose state changed asks for its object's status refresh."""
+def follow_replicas(memo: kopf.Memo, **_: Any) -> None:
+    """The replica pods and Deployments come from the operator's own informers
+    (controller/watched.py), started with kopf's watches; one whose state changed asks for its
+    object's status refresh."""
+
+    indexes = memo["indexes"] = {}  # filled by the first handler (_remember)
 
     def refresh(key: tuple[str, str]) -> None:
-        indexes = memo.get("indexes")
-        if indexes is None:  # no handler ran yet: each object's resume refreshes it
+        if not indexes:  # no handler ran yet: each object's resume refreshes it
             return
-        rec.refresh_status(_kube(memo), key[0], key[1], watched=_watched(indexes, memo))
+        # in a copy of a handler's context: kopf.event finds kopf's Event queue there
+        indexes["context"].copy().run(
+            rec.refresh_status, _kube(memo), key[0], key[1], watched=_watched(indexes, memo)
+        )
 
-    memo["pod_refreshes"] = pods.Coalescer(refresh)
-    memo["pods"] = pods.replica_pods(
-        _kube(memo).api, list(memo.get("namespaces") or []), memo["pod_refreshes"].submit
-    )
+    def deployment_changed(key: tuple[str, str]) -> None:
+        if not memo["deployments"].get(key):  # gone: its reservation goes with it
+            quota.LEDGER.forget(*key)
+        refreshes.submit(key)
+
+    refreshes = memo["refreshes"] = watched.Coalescer(refresh)
+    api, namespaces = _kube(memo).api, list(memo.get("namespaces") or [])
+    memo["pods"] = watched.replica_pods(api, namespaces, refreshes.submit)
+    memo["deployments"] = watched.replica_deployments(api, namespaces, deployment_changed)
     memo["pods"].start()
+    memo["deployments"].start()
 
 
 @kopf.on.cleanup()
-def stop_following_pods(memo: kopf.Memo, **_: Any) -> None:
-    if memo.get("pods") is not None:
-        memo["pods"].stop()
-        memo["pod_refreshes"].stop()
+def stop_following_replicas(memo: kopf.Memo, **_: Any) -> None:
+    for informer in ("pods", "deployments"):
+        if memo.get(informer) is not None:
+            memo[informer].stop()
+    if memo.get("refreshes") is not None:
+        memo["refreshes"].stop()
 
 
 # kopf's indexes the status refresh reads. kopf keeps one Index object per index for the life of
 # the operator (``kopf/_core/engines/indexing.py``: ``OperatorIndexer.index``), so the ones a
-# handler was given serve the pod refreshes, which run outside kopf's handlers.
-INDEXES = ("llmd_bodies", "deployment_states", "activator_states")
+# handler was given serve the informers' refreshes, which run outside kopf's handlers. They are
+# kept in the dict the startup put in the memo: an object's handlers get a shallow copy of the
+# operator's memo (``kopf/_core/reactor/inventory.py``), so a key set there would stay there.
+# With them goes the handler's context: kopf.event posts through a queue kopf names in context
+# variables of its handlers (``kopf/_core/engines/posting.py``), unset in the informers' threads.
+INDEXES = ("llmd_bodies", "activator_states")
 
 
 def _remember(memo: kopf.Memo, kw: dict[str, Any]) -> dict[str, Any]:
-    if memo.get("indexes") is None:
-        memo["indexes"] = {k: kw[k] for k in INDEXES}
+    indexes: dict[str, Any] = memo["indexes"]
+    if not indexes:
+        indexes.update({k: kw[k] for k in INDEXES}, context=contextvars.copy_context())
     return kw
 
 
@@ -134,7 +153,7 @@ def reconcile(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
         _config(memo),
         dict(body),
         watched=_watched(_remember(memo, kw), memo),
-        held=_held(kw["held_replicas"]),
+        held=_held(memo),
     )
 
 
@@ -150,7 +169,7 @@ async def autoscale(
     auto: Autoscaler = memo["autoscaler"]
     interval = _config(memo).evaluation_interval_seconds
     meta = body["metadata"]
-    pods_of, held_of = _pods(memo), _held(kw["held_replicas"])
+    pods_of, held_of = _pods(memo), _held(memo)
     activator_of = _activator(kw)
     while not stopped:
         try:
@@ -168,20 +187,16 @@ async def autoscale(
 def _pods(memo: kopf.Memo) -> rec.PodSource:
     """Each object's replica pods, from the informer (no API call: the same cost for 1 pod or
     1,000)."""
-    return pods.reader(memo["pods"])
+    return watched.pods_reader(memo["pods"])
 
 
-@kopf.index("apps", "v1", "deployments", labels=REPLICAS)
-def held_replicas(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, Held]:
+def _deployment(memo: kopf.Memo) -> Callable[[str, str], DeploymentState | None]:
+    return watched.deployment_reader(memo["deployments"])
+
+
+def _held(memo: kopf.Memo) -> quota.HeldSource:
     """What each namespace's owned Deployments ask for: the limits in ``limits`` count it."""
-    return {namespace or "": Held.of_deployment(dict(body))}
-
-
-def _held(index: kopf.Index[str, Held]) -> quota.HeldSource:
-    def held_of(namespace: str) -> list[Held]:
-        return list(index.get(namespace, []))
-
-    return held_of
+    return watched.held_reader(memo["deployments"])
 
 
 # Bookkeeping of the API server and kubectl that nothing here reads: in a 1,000-object index
@@ -205,13 +220,6 @@ def llmd_bodies(
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Each LLMDeployment as last seen (a refresh reads it here instead of getting it)."""
     return {(namespace or "", name or ""): slim(body)}
-
-
-@kopf.index("apps", "v1", "deployments", labels=REPLICAS)
-def deployment_states(
-    body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
-) -> dict[tuple[str, str], DeploymentState]:
-    return {(namespace or "", labels[DEPLOYMENT_LABEL]): DeploymentState.parse(dict(body))}
 
 
 @kopf.index("apps", "v1", "deployments", labels=ACTIVATORS)
@@ -254,7 +262,7 @@ def _one(index: kopf.Index[tuple[str, str], T]) -> Callable[[str, str], T | None
 def _watched(kw: dict[str, Any], memo: kopf.Memo) -> rec.Watched:
     return rec.Watched(
         llmd=_one(kw["llmd_bodies"]),
-        deployment=_one(kw["deployment_states"]),
+        deployment=_deployment(memo),
         pods=_pods(memo),
         activator=_one(kw["activator_states"]),
     )
@@ -266,16 +274,6 @@ def _refresh(body: kopf.Body, memo: kopf.Memo, kw: dict[str, Any]) -> None:
     rec.refresh_status(
         _kube(memo), meta["namespace"], name, watched=_watched(_remember(memo, kw), memo)
     )
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=REPLICAS)
-def deployment_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any) -> None:
-    _remember(memo, kw)
-    if type == "DELETED":
-        meta = body["metadata"]
-        quota.LEDGER.forget(meta["namespace"], meta["labels"][DEPLOYMENT_LABEL])
-    else:
-        _refresh(body, memo, kw)
 
 
 @kopf.on.event("coordination.k8s.io", "v1", "leases", labels=ACTIVATORS)
@@ -294,7 +292,7 @@ def lease_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any)
     if llmd is None:
         return
     lease = LeaseState.parse(dict(body))
-    dep = _one(kw["deployment_states"])(ns, name)
+    dep = _deployment(memo)(ns, name)
     stz = ((llmd.get("spec") or {}).get("autoscaling") or {}).get("scaleToZero") or {}
     event = wakes.observe(
         (ns, name),
@@ -311,7 +309,7 @@ def lease_changed(body: kopf.Body, memo: kopf.Memo, type: str | None, **kw: Any)
             llmd,
             _activator(kw)(ns, name),
             pods=_pods(memo)(ns, name),
-            held=_held(kw["held_replicas"]),
+            held=_held(memo),
         )
 
 

@@ -1,13 +1,13 @@
 """The owner's limits on replicas and GPUs (``limits`` in the operator config).
 
 What a namespace holds is what its owned Deployments ask for (``spec.replicas`` times the GPUs
-of one pod, Pending pods included), read from kopf's index of the Deployments it watches (no API
-call), overlaid with what this process reserved in the last ``RECENT`` seconds and its watch has
-not shown yet. A reconcile reserves before it applies, under a lock per namespace, so two
-objects of one namespace can never both take the last room. Like a ResourceQuota, a limit
-refuses growth and never takes away what is held: an object asking past it is ``Valid=False``
-reason ``QuotaExceeded`` and its children stay as they are; the autoscaler stops at the room
-left (``ScalingLimited`` reason ``Quota``).
+of one pod, Pending pods included), read from the operator's informer of the Deployments
+(controller/watched.py, no API call), overlaid with what this process reserved in the last
+``RECENT`` seconds and its watch has not shown yet. A reconcile reserves before it applies,
+under a lock per namespace, so two objects of one namespace can never both take the last room.
+Like a ResourceQuota, a limit refuses growth and never takes away what is held: an object asking
+past it is ``Valid=False`` reason ``QuotaExceeded`` and its children stay as they are; the
+autoscaler stops at the room left (``ScalingLimited`` reason ``Quota``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def room(limits: QuotaLimits, namespace: str, gpus_per_replica: int, others: lis
     return min(rooms, key=lambda r: int(r.replicas or 0), default=Room(None))
 
 
-# Where the held replicas of a namespace are read: kopf's Deployment index in the operator.
+# Where the held replicas of a namespace are read: the Deployment informer in the operator.
 HeldSource = Callable[[str], Iterable[Held]]
 
 

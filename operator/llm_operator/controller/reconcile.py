@@ -236,15 +236,16 @@ def _api_message(exc: ApiException) -> str:
         return str(exc.body)
 
 
-# Where a refresh reads an object's replica pods: kopf's pod index in the operator (no API call,
+# Where a refresh reads an object's replica pods: the pod informer in the operator (no API call,
 # the same cost for 1 pod or 1,000), the API otherwise.
 PodSource = Callable[[str, str], list[PodState]]
 
 
 @dataclass(frozen=True)
 class Watched:
-    """What kopf's watches keep in the operator (its indexes): a status refresh reads the
-    object, its Deployment and its pods here, so a pod or Deployment event costs no API read."""
+    """What the operator's watches keep (kopf's index of the LLMDeployments and activators, the
+    informers of the replicas' pods and Deployments): a status refresh reads the object, its
+    Deployment and its pods here, so a pod or Deployment event costs no API read."""
 
     llmd: Callable[[str, str], dict[str, Any] | None]
     deployment: Callable[[str, str], DeploymentState | None]

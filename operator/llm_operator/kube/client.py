@@ -236,7 +236,7 @@ class Kube:
         return [PodState.parse(p) for p in raw.get("items") or []]
 
     def held(self, namespace: str) -> list[Held]:
-        """What the namespace's owned replica Deployments ask for (the operator reads its index;
+        """What the namespace's owned replica Deployments ask for (the operator reads its informer;
         an activator's CPU pod is not a replica)."""
         owned = (
             f"app.kubernetes.io/managed-by={MANAGED_BY},{DEPLOYMENT_LABEL},"

@@ -1,4 +1,5 @@
-"""An informer for the objects the operator follows by the thousand (replica pods).
+"""An informer for the objects the operator follows by the thousand (replica pods and
+Deployments).
 
 kopf's watch gives every watched object a worker of its own and, at a start, holds every body
 it listed until all its indexes are filled (``kopf/_core/reactor/processing.py`` waits on
@@ -59,6 +60,7 @@ class Informer(Generic[S]):
     page: int = PAGE
     _groups: dict[Key, dict[str, S]] = field(default_factory=dict)
     _where: dict[str, tuple[str | None, Key]] = field(default_factory=dict)  # uid -> scope, key
+    _namespaces: dict[str, set[Key]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _listed: set[str | None] = field(default_factory=set)
     synced: threading.Event = field(default_factory=threading.Event)
@@ -70,6 +72,12 @@ class Informer(Generic[S]):
     def get(self, key: Key) -> list[S]:
         with self._lock:
             return list(self._groups.get(key, {}).values())
+
+    def in_namespace(self, namespace: str) -> list[S]:
+        """Every object of ``namespace`` (its groups', in no particular order)."""
+        with self._lock:
+            keys = self._namespaces.get(namespace, ())
+            return [s for k in keys for s in self._groups.get(k, {}).values()]
 
     def __len__(self) -> int:
         with self._lock:
@@ -87,8 +95,12 @@ class Informer(Generic[S]):
     def stop(self) -> None:
         self._stop.set()
         for resp in list(self._responses.values()):
-            with contextlib.suppress(Exception):  # closing a dead connection may raise anything
-                resp.close()  # ends a blocked watch read
+            # urllib3's shutdown() ends a read blocked in another thread (close() alone waited
+            # for the next event or the watch's timeout); closing a dead one may raise anything
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+            with contextlib.suppress(Exception):
+                resp.close()
 
     def _run(self, scope: str | None) -> None:
         while not self._stop.is_set():
@@ -203,6 +215,7 @@ class Informer(Generic[S]):
         before = group.get(uid)
         group[uid] = state
         self._where[uid] = (scope, key)
+        self._namespaces.setdefault(key[0], set()).add(key)
         return before != state
 
     def _drop(self, uid: str) -> bool:
@@ -212,5 +225,10 @@ class Informer(Generic[S]):
         group = self._groups.get(scope_key[1], {})
         group.pop(uid, None)
         if not group:
-            self._groups.pop(scope_key[1], None)
+            key = scope_key[1]
+            self._groups.pop(key, None)
+            keys = self._namespaces.get(key[0], set())
+            keys.discard(key)
+            if not keys:
+                self._namespaces.pop(key[0], None)
         return True
