@@ -160,6 +160,10 @@ class Phases(threading.Thread):
         super().__init__(daemon=True)
         self.custom, self.lock = custom, threading.Lock()
         self.objs: dict[str, dict[str, Any]] = {}
+        # when the watch first saw each object (its apply, give or take the watch's delay) and
+        # when it first saw it settled
+        self.seen_at: dict[str, float] = {}
+        self.ready_at: dict[str, float] = {}
 
     def run(self) -> None:
         while True:
@@ -179,8 +183,21 @@ class Phases(threading.Thread):
                             self.objs.pop(name, None)
                         else:
                             self.objs[name] = ev["object"]
+                            at = time.monotonic()
+                            self.seen_at.setdefault(name, at)
+                            if settled(ev["object"]):
+                                self.ready_at.setdefault(name, at)
             except Exception:  # the stream ends with the cluster, or on a timeout
                 time.sleep(0.5)
+
+    def apply_to_ready(self, names: set[str]) -> list[float]:
+        """Seconds from each object's first sighting to its first Ready, sorted."""
+        with self.lock:
+            return sorted(
+                self.ready_at[n] - self.seen_at[n]
+                for n in names
+                if n in self.ready_at and n in self.seen_at
+            )
 
     def ready(self, names: set[str] | None = None) -> int:
         with self.lock:
@@ -278,6 +295,13 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="set in the operator's environment on top of the chart's (to compare settings)",
     )
+    ap.add_argument(
+        "--client-qps",
+        type=int,
+        default=100,
+        help="the controller-manager's and scheduler's --kube-api-qps/-burst, as in Kubernetes' "
+        "scalability validation (0: the components' defaults, 20/30 and 50/100)",
+    )
     ap.add_argument("--until", choices=["restart", "all"], default="all", help="stop after step 3b")
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -285,13 +309,18 @@ def main() -> None:
     gpus = max(args.objects + 400, args.big_replicas) + 64
     nodes = (gpus + 7) // 8
     cluster = lc.LocalCluster(
-        bin_dir=lc.find_bin_dir(), nodes=nodes, gpus_per_node=8, start_delay_seconds=2
+        bin_dir=lc.find_bin_dir(),
+        nodes=nodes,
+        gpus_per_node=8,
+        start_delay_seconds=2,
+        client_qps=args.client_qps or None,
     )
     t = time.monotonic()
     cluster.start()
     print(
         f"machine: {os.cpu_count()} cores; control plane with {nodes} GPU nodes up in "
-        f"{time.monotonic() - t:.1f}s"
+        f"{time.monotonic() - t:.1f}s; controller-manager and scheduler client QPS "
+        f"{args.client_qps or 'defaults'}"
     )
     cluster.helm(
         "upgrade",
@@ -356,16 +385,29 @@ def main() -> None:
         # 2. bulk
         rest = [f"obj-{i:04d}" for i in range(args.objects - args.latency_objects)]
         t0 = time.monotonic()
+        bulk_since = dt.datetime.now(dt.UTC)
         apply_all(cluster, [manifest(n) for n in rest])
         t_applied = time.monotonic()
         took = wait_ready(phases, set(rest) | set(applied), 1800)
         t_ready = time.monotonic()
+        bulk_until = dt.datetime.now(dt.UTC)
         cpu, rss = sampler.window(t0, t_ready)
         print(
             f"bulk: {len(rest)} applied in {t_applied - t0:.0f}s; all {args.objects} Ready "
             f"{took:.0f}s after the last apply ({t_ready - t0:.0f}s after the first); operator "
             f"CPU {cpu:.0f}% of a core, peak RSS {rss:.0f} MiB"
         )
+        each = phases.apply_to_ready(set(rest))
+        if each:
+            print(
+                f"bulk: each object from its apply to Ready: p50 {statistics.median(each):.0f}s, "
+                f"p95 {each[int(0.95 * (len(each) - 1))]:.0f}s, max {each[-1]:.0f}s "
+                f"({len(each)} objects)"
+            )
+        time.sleep(2)  # the audit log's buffer
+        bulk = audit_calls(cluster, bulk_since, bulk_until)
+        per = {k: round(n / len(rest), 2) for k, n in bulk.most_common() if n >= len(rest) / 10}
+        print(f"bulk: operator API requests per object {sum(bulk.values()) / len(rest):.1f} {per}")
 
         # 3. idle
         time.sleep(30)

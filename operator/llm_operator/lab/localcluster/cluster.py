@@ -57,6 +57,10 @@ class LocalCluster:
     # ``nodes`` nodes of each product (the values of the nvidia.com/gpu.product label).
     gpu_products: tuple[str, ...] = ("NVIDIA-H100-80GB-HBM3",)
     start_delay_seconds: float = 5.0
+    # The controller-manager's and scheduler's client rate limits (--kube-api-qps and -burst);
+    # None keeps the components' defaults (20/30 and 50/100). Kubernetes' own scalability
+    # validation raises both to 100 (kubernetes/sig-release, scalability_validation_report.md).
+    client_qps: int | None = None
     keep_workdir: bool = False
     log_dir: Path | None = None
     components: list[Component] = field(default_factory=list)
@@ -271,6 +275,8 @@ class LocalCluster:
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
         ]
+        if self.client_qps is not None:
+            common += [f"--kube-api-qps={self.client_qps}", f"--kube-api-burst={self.client_qps}"]
         self.spawn(
             "kube-controller-manager",
             [
