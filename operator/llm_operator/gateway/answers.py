@@ -139,6 +139,7 @@ class Answers:
         except Blocked:
             upstream.close()  # the engine stops generating what nobody will see
         finally:
+            relay.flush_metrics()
             usage.streamed = relay.streamed
         text = "".join(relay.parts)
         if cfg.pii == "flag":

@@ -25,6 +25,7 @@ from llm_operator.gateway import tracing
 from llm_operator.gateway.checks import LANGUAGE_PREFIX_CHARS, WITHHELD, Checks
 from llm_operator.gateway.config import GatewayConfig
 from llm_operator.gateway.engine import EngineError
+from llm_operator.gateway.metrics import HistogramBatch
 from llm_operator.gateway.scrub import StreamScrubber
 
 # Cheap byte tests on SSE events (compact or spaced JSON), so most events are never parsed.
@@ -33,6 +34,9 @@ FINISH_RE = re.compile(rb'"finish_reason":\s*"')
 DONE = b"data: [DONE]"
 ID_RE = re.compile(rb'"id":\s*"([^"\\]{0,200})"')  # the first is the answer's (TGI's: "")
 MAX_PENDING = 1024 * 1024  # bytes of one unfinished event: past it the stream is refused
+# Token gaps are added to the ITL histogram in batches (metrics.HistogramBatch): with the first
+# token at least this long after the batch's first gap, and when the stream ends, however.
+ITL_FLUSH_SECONDS = 1.0
 
 
 def _streamed_fields(ch: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
@@ -94,8 +98,11 @@ class EventRelay:
     _buf: bytes = b""
     _engine_id: bytes | None = None  # '"id":"<engine's>"', replaced in every event
     _ours: bytes = b""
+    _gaps: HistogramBatch = field(init=False)
+    _gaps_since: float | None = None  # when the batch's first unflushed gap was observed
 
     def __post_init__(self) -> None:
+        self._gaps = HistogramBatch(self.itl)
         pii = self.cfg.pii
         self.scrubber = StreamScrubber(pii) if pii in ("redact", "block") else None
         self._keep_all = pii != "off"
@@ -129,7 +136,11 @@ class EventRelay:
                     self.ttft.observe(now - self.t0, tracing.exemplar(span))
                     tracing.event("gen_ai.first_token")
                 else:
-                    self.itl.observe(now - self._last)
+                    self._gaps.observe(now - self._last)
+                    if self._gaps_since is None:
+                        self._gaps_since = now
+                    elif now - self._gaps_since >= ITL_FLUSH_SECONDS:
+                        self.flush_metrics()
                 self._last = now
                 self.streamed += 1
             has_usage = b'"usage"' in event
@@ -201,6 +212,11 @@ class EventRelay:
                     self.parts.append(rel.text if key.endswith(("/content", "/text")) else "")
                     changed = True
         return b"data: " + json.dumps(data).encode() if changed else event
+
+    def flush_metrics(self) -> None:
+        """The token gaps observed since the last flush, into the ITL histogram."""
+        self._gaps.flush()
+        self._gaps_since = None
 
     def tail(self) -> bytes:
         """What is left when the engine's body ended: an unfinished event, and the text the
