@@ -60,6 +60,27 @@ def test_nothing_reaches_the_histogram_before_a_flush() -> None:
     assert batched.get_sample_value("gap_seconds_bucket", {"model": "m", "le": "0.0075"}) == 0
 
 
+def test_a_child_without_those_values_is_observed_per_value() -> None:
+    """A later prometheus_client may rename the private values: the batch then degrades to
+    per-value observes instead of breaking the relay. (A stand-in, since only one
+    prometheus_client can be installed at a time.)"""
+
+    class Child:
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def observe(self, amount: float) -> None:
+            self.seen.append(amount)
+
+    child = Child()
+    batch = HistogramBatch(child)  # type: ignore[arg-type]
+    batch.observe(0.02)
+    batch.observe(0.03)
+    assert child.seen == [0.02, 0.03]
+    batch.flush()
+    assert child.seen == [0.02, 0.03]
+
+
 def _event(text: str) -> bytes:
     return b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"%b"}}]}\n\n' % text.encode()
 
