@@ -54,6 +54,19 @@ def test_flash_crowd_jumps_tenfold() -> None:
     assert max(per_minute) > 8 * base
 
 
+def test_waves_swing_around_their_mean_and_come_back_within_twenty_minutes() -> None:
+    for seed in (1, 2, 3):
+        per_minute = _minutes(sc.waves(seed))[:-1]  # the last minute is partial
+        mean = statistics.mean(per_minute)
+        assert 3000 < mean < 4200  # 60 requests/s
+        # +-40%: the busiest minutes carry twice what the quietest do, ...
+        assert max(per_minute) > 1.8 * min(per_minute)
+        # ... and every 20 minutes hold both a peak and a trough.
+        for start in range(0, len(per_minute) - 20, 10):
+            span = per_minute[start : start + 20]
+            assert max(span) > 1.25 * mean and min(span) < 0.75 * mean
+
+
 def test_diurnal_night_is_a_small_fraction_of_the_peak() -> None:
     per_minute = _minutes(sc.diurnal(3))
     assert min(per_minute[:3]) < 0.2 * max(per_minute)

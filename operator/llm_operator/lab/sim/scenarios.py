@@ -9,6 +9,10 @@ modelled on a published shape:
 - ``long-context``: steady arrivals, prompts log-normal around 10k tokens with a tail past 100k
   (document QA / RAG; LongBench-style lengths), moderate outputs. Its TTFT SLO grows with the
   prompt: a fixed part plus a part per 1k prompt tokens.
+- ``waves``: chat whose rate swings +-40% around its mean with a period of 10-20 minutes
+  (drawn per seed): clients on timers and batch jobs, the periodic invocation patterns of the
+  Azure Functions trace (Shahrad et al., "Serverless in the Wild", USENIX ATC 2020). A trough
+  lasts a few cold starts: too short to shed much, long enough to tempt a scale-down.
 - ``flash-crowd``: a steady chat load that jumps 10x within 30 s and stays for 5 minutes.
 - ``diurnal``: a day compressed into 40 minutes: deep night, morning ramp, afternoon peak.
 - ``heavy-tail``: chat arrivals with Pareto-distributed output lengths (long answers dominate
@@ -161,6 +165,16 @@ def diurnal(seed: int, seconds: float = 2400.0, peak: float = 120.0) -> list[Req
     return [Request(a, *_chat(rng)) for a in _arrivals(rng, seconds, rate, peak)]
 
 
+def waves(seed: int, seconds: float = 1800.0, rate: float = 60.0) -> list[Request]:
+    rng = random.Random(seed)
+    period, phase = rng.uniform(600, 1200), rng.uniform(0, 2 * math.pi)
+
+    def swing(x: float) -> float:
+        return rate * (1 + 0.4 * math.sin(2 * math.pi * x / period + phase))
+
+    return [Request(a, *_chat(rng)) for a in _arrivals(rng, seconds, swing, rate * 1.4)]
+
+
 def heavy_tail(seed: int, seconds: float = 1800.0, rate: float = 60.0) -> list[Request]:
     rng = random.Random(seed)
 
@@ -238,6 +252,12 @@ def scenarios(azure: Path | None = None) -> list[Scenario]:
         ),
         Scenario(
             "diurnal", "a day in 40 minutes: night at 8% of the afternoon peak", chat, diurnal
+        ),
+        Scenario(
+            "waves",
+            "chat swinging +-40% with a period of 10-20 min",
+            chat,
+            waves,
         ),
         Scenario(
             "flash-crowd",
