@@ -22,8 +22,9 @@ modelled on a published shape:
   request at all (what scale to zero is for: the idle hours cost a replica or nothing).
 
 ``azure-x4`` / ``azure-x16`` replay the Azure conversation trace when it is present (read by
-path). The suite keeps ``flash-crowd`` and ``heavy-tail`` aside from tuning: the policy's
-constants were chosen on the other families, and these two check that the choice generalises.
+path). The suite keeps ``flash-crowd``, ``heavy-tail`` and ``idle-hours`` aside from tuning:
+the policy's constants were chosen on the other families, and these three check that the choice
+generalises.
 """
 
 from __future__ import annotations
