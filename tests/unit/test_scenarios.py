@@ -62,7 +62,7 @@ def test_waves_swing_around_their_mean_and_come_back_within_twenty_minutes() -> 
         # +-40%: the busiest minutes carry twice what the quietest do, ...
         assert max(per_minute) > 1.8 * min(per_minute)
         # ... and every 20 minutes hold both a peak and a trough.
-        for start in range(0, len(per_minute) - 20, 10):
+        for start in range(0, len(per_minute) - 19, 5):
             span = per_minute[start : start + 20]
             assert max(span) > 1.25 * mean and min(span) < 0.75 * mean
 
