@@ -33,7 +33,7 @@ def main() -> None:
             continue
         for seed in (int(s) for s in args.seeds.split(",")):
             t0 = time.monotonic()
-            _, results = runner.run_benchmark(sc.trace(seed), slo=sc.slo, only=only, workers=2)
+            _, results = runner.run_benchmark(sc.trace(seed), slo=sc.slo, only=only)
             row = {
                 r.setting.label: (round(100 * r.score.attainment, 2), round(r.score.gpu_hours, 2))
                 for r in results
