@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from llm_operator.lab.sim import runner, scoreboard
 from llm_operator.lab.sim import scenarios as sc
-from llm_operator.lab.sim import scoreboard
-from llm_operator.lab.sim.bench import Oracle, request_work
+from llm_operator.lab.sim.bench import Oracle, Score, request_work
 from llm_operator.lab.sim.model import model_for
 from llm_operator.lab.sim.trace import Request
 
@@ -48,3 +48,42 @@ def test_no_policy_beats_the_oracle_on_small_scenarios() -> None:
         f = scoreboard.frontier(results)
         assert f["oracle_reaches_a_star"], name
         assert not f["oracle_beaten"], (name, f)
+
+
+def _result(policy: str, knob: str, value: float, attainment: float) -> runner.Result:
+    return runner.Result(
+        runner.Setting(policy, knob, value),
+        Score(100, 100, 0, attainment, 0, 0, 0, 0, 1.0, 1.0, 1.0, 0, 0),
+    )
+
+
+def test_an_oracle_sweep_that_still_reaches_a_star_at_its_top_goes_one_step_further() -> None:
+    static = _result("static", "replicas", 5, 0.995)
+    reaching = [_result("oracle", "headroom", h, 0.996) for h in (1.0, 1.3)]
+    smooth_fails = _result("oracle", runner.ORACLE_SMOOTH, 1.15, 0.98)
+    more = runner.oracle_extension([static, *reaching, smooth_fails])
+    # past the top of the sweep that reaches A* (99%, under static's 99.5%), not the other
+    assert more == [runner.Setting("oracle", "headroom", 1.5)]
+    failing = _result("oracle", "headroom", 1.5, 0.97)
+    assert runner.oracle_extension([static, *reaching, failing, smooth_fails]) == []
+    # A* is the baselines' best: with none, there is nothing to reach
+    assert runner.oracle_extension(reaching) == []
+
+
+def test_the_oracle_finds_its_cheapest_schedule_past_an_underrated_calibration() -> None:
+    trace, slo = sc.long_context(2, seconds=900, rate=2), sc.Slo(1.0, 0.1, 0.25)
+    rate = runner.calibrate(trace, H100, slo=slo, work=request_work(H100))
+    _, results = scoreboard.run_benchmark(
+        trace, slo=slo, workers=2, rate=rate / 2, only={"oracle", "static"}
+    )
+    sweep = [r for r in results if r.setting.policy == "oracle" and r.setting.knob == "headroom"]
+    top = max(sweep, key=lambda r: r.setting.value)
+    # Capacity taken as half what it is: headroom 1.3 still over-provisions, so the sweep went on
+    assert top.setting.value > 1.3
+    f = scoreboard.frontier(results)
+    extended = [r for r in sweep if r.setting.value > 1.3]
+    stopped = top.score.attainment < f["a_star"] or len(extended) == runner.ORACLE_MAX_EXTENSIONS
+    assert stopped, [(r.setting.value, r.score.attainment) for r in sweep]
+    # listed after the sweep it extends, in order
+    labels = [r.setting.label for r in results]
+    assert labels.index(top.setting.label) == labels.index("oracle headroom=1.3") + len(extended)

@@ -9,6 +9,7 @@ oracle setting that reach the attainment bar) are computed here and reported, ne
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -204,6 +205,38 @@ def run_setting(s: Setting, ctx: Context) -> Score:
 _CTX: Context | None = None
 
 
+ORACLE_EXTENSION = 1.15  # the next headroom past the top of an oracle sweep that still reaches A*
+ORACLE_MAX_EXTENSIONS = 4
+
+
+def oracle_extension(results: list[Result]) -> list[Setting]:
+    """Oracle settings one step past the top of each of its sweeps that still reaches A* (the
+    best attainment a baseline setting reached, capped at BAR). The fixed sweep stops at a
+    headroom of 1.3 times the calibrated capacity; where the calibration underrates what a
+    replica carries on a trace, the oracle's cheapest schedule at A* lies past it. Without
+    this a policy beat the oracle (long-context seed 2: ours 4.04 GPU-hours, the oracle 4.19
+    at headroom 1.3 and 99.65%), and the oracle was no bound there."""
+    base = [r.score.attainment for r in results if r.setting.policy in BASELINES]
+    if not base:
+        return []
+    bar = min(BAR, max(base)) - 1e-9
+    tops: dict[str, Result] = {}
+    for r in results:
+        if r.setting.policy == "oracle":
+            top = tops.get(r.setting.knob)
+            if top is None or r.setting.value > top.setting.value:
+                tops[r.setting.knob] = r
+    return [
+        Setting(
+            "oracle",
+            knob,
+            round(max(top.setting.value * ORACLE_EXTENSION, top.setting.value + 0.1), 1),
+        )
+        for knob, top in sorted(tops.items())
+        if top.score.attainment >= bar
+    ]
+
+
 def _init_worker(ctx: Context) -> None:
     global _CTX
     _CTX = ctx
@@ -268,18 +301,36 @@ def run_benchmark(
     on_start(len(chosen))
     results: list[Result] = []
     n = workers or min(len(chosen), os.cpu_count() or 1)
-    if n <= 1:
-        for s in chosen:
-            score = run_setting(s, ctx)
-            results.append(Result(s, score))
-            on_done(s, score)
-    else:
-        with ProcessPoolExecutor(n, initializer=_init_worker, initargs=(ctx,)) as ex:
-            futures = [ex.submit(_run_in_worker, s) for s in chosen]
-            for f in as_completed(futures):
-                s, score = f.result()
+    with contextlib.ExitStack() as stack:
+        pool = (
+            stack.enter_context(ProcessPoolExecutor(n, initializer=_init_worker, initargs=(ctx,)))
+            if n > 1
+            else None
+        )
+
+        def run(batch: list[Setting]) -> None:
+            scored: Iterable[tuple[Setting, Score]]
+            if pool is None:
+                scored = ((s, run_setting(s, ctx)) for s in batch)
+            else:
+                futures = [pool.submit(_run_in_worker, s) for s in batch]
+                scored = (f.result() for f in as_completed(futures))
+            for s, score in scored:
                 results.append(Result(s, score))
                 on_done(s, score)
+
+        run(chosen)
+        for _ in range(ORACLE_MAX_EXTENSIONS):
+            more = oracle_extension(results)
+            if not more:
+                break
+            for m in more:  # listed after the sweep it extends
+                last = max(
+                    i for i, s in enumerate(chosen) if (s.policy, s.knob) == (m.policy, m.knob)
+                )
+                chosen.insert(last + 1, m)
+            on_start(len(chosen))
+            run(more)
     order = {s: i for i, s in enumerate(chosen)}
     results.sort(key=lambda r: order[r.setting])
     return ctx, results
