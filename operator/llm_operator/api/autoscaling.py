@@ -28,6 +28,16 @@ class Cost(ApiModel):
 class Behavior(ApiModel):
     scale_up_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
     scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=86400)] = 300
+    fall_stabilization_seconds: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=86400,
+            description="The scale-down stabilization window while demand falls steadily and "
+            "the last hour of demand shows no cycle (a fall that came back); the shorter of "
+            "this and scaleDownStabilizationSeconds applies",
+        ),
+    ] = 120
     max_scale_up_step: Annotated[int, Field(ge=1, le=100)] = 4
     max_scale_down_step: Annotated[int, Field(ge=1, le=100)] = 1
     burst_memory_seconds: Annotated[

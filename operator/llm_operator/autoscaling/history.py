@@ -7,6 +7,11 @@ from llm_operator.autoscaling.decision import Decision, History
 from llm_operator.autoscaling.tuning import (
     BURST_SAMPLES,
     BURSTY,
+    CYCLE_SWING,
+    FALL_CORRELATION,
+    FALL_HISTORY,
+    FALL_RATE,
+    FALL_SAMPLES,
     HISTORY_KEEP,
     MAX_UP_FACTOR,
     PROVEN_MEMORY,
@@ -21,8 +26,9 @@ from llm_operator.autoscaling.tuning import (
 )
 
 
-def _slope(pts: list[tuple[float, float]]) -> float | None:
-    """Least-squares slope of demand over time; None when it cannot be told."""
+def _fit(pts: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least-squares slope of demand over time and its correlation with time (0 for flat
+    demand); None when it cannot be told."""
     n = len(pts)
     if n < 3:
         return None
@@ -31,7 +37,15 @@ def _slope(pts: list[tuple[float, float]]) -> float | None:
     var = sum((t - mt) ** 2 for t, _ in pts)
     if var <= 0 or md <= 0:
         return None
-    return sum((t - mt) * (d - md) for t, d in pts) / var
+    cov = sum((t - mt) * (d - md) for t, d in pts)
+    vd = sum((d - md) ** 2 for _, d in pts)
+    return cov / var, cov / (var * vd) ** 0.5 if vd > 0 else 0.0
+
+
+def _slope(pts: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of demand over time; None when it cannot be told."""
+    fit = _fit(pts)
+    return None if fit is None else fit[0]
 
 
 def _trend_factor(
@@ -51,6 +65,45 @@ def _trend_factor(
         return 1.0
     latest = pts[-1][1]
     return min(MAX_UP_FACTOR, (latest + slope * cold_start) / latest)
+
+
+def _falling(history: History, now: float, current: float | None) -> str | None:
+    """How demand falls, when it has fallen steadily over the last TREND_WINDOW (samples on a
+    line, FALL_CORRELATION or closer, at FALL_RATE of its mean per minute or faster); None
+    otherwise. Noise and a burst's end are not a steady fall."""
+    pts = [(t, d) for t, d in history.demand if now - t <= TREND_WINDOW and t < now]
+    if current is not None:
+        pts.append((now, current))
+    fit = _fit(pts) if len(pts) >= FALL_SAMPLES else None
+    if fit is None:
+        return None
+    slope, corr = fit
+    md = sum(d for _, d in pts) / len(pts)
+    per_minute = -slope * 60 / md
+    if corr > -FALL_CORRELATION or per_minute < FALL_RATE:
+        return None
+    return f"demand falling {per_minute:.0%}/min for {(pts[-1][0] - pts[0][0]) / 60:.0f} min"
+
+
+def _cycling(history: History, now: float) -> str | None:
+    """Why a steady fall may not last: demand that fell by CYCLE_SWING from a high and rose
+    again by as much from its low within the history (waves, timers, batch jobs: the fall comes
+    back within a cold start or two), or less than FALL_HISTORY of history to rule that out;
+    None when the history shows no such cycle."""
+    pts = [(t, d) for t, d in history.demand if now - t <= HISTORY_KEEP]
+    if not pts or now - pts[0][0] < FALL_HISTORY:
+        return "too little demand history to tell a lasting fall from a cycle"
+    high, low, fell_at = pts[0][1], None, 0.0
+    for t, d in pts:
+        if low is None:
+            high = max(high, d)
+            if high > 0 and d <= (1 - CYCLE_SWING) * high:
+                low, fell_at = d, t
+        else:
+            low = min(low, d)
+            if d >= (1 + CYCLE_SWING) * low:
+                return f"demand fell and came back within the last {(now - fell_at) / 60:.0f} min"
+    return None
 
 
 def _unresponsive(

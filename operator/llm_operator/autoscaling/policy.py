@@ -17,7 +17,8 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    replica, and tokens/s per replica at most 10% above the highest rate seen within the SLOs in
    the last hour, or one replica fewer (a proven capacity: the policy never jumps past what
    replicas were seen to carry, but may always probe one step); then slowly (stabilization
-   window, step).
+   window, step). While demand falls steadily and the last hour shows no cycle (a fall that
+   came back), the window is the shorter ``fallStabilizationSeconds``.
 5. Replicas still loading count as capacity already bought (no stacked scale-ups), except
    when the backlog says more: while requests wait, each replica runs what it can hold, so
    (running + waiting) / (running per ready replica) is the count the load needs, past x2 if
@@ -59,7 +60,7 @@ from llm_operator.autoscaling.decision import History as History
 from llm_operator.autoscaling.decision import Replicas as Replicas
 from llm_operator.autoscaling.decision import Signals as Signals
 from llm_operator.autoscaling.decision import _fmt
-from llm_operator.autoscaling.history import _burst_reserve, _unresponsive
+from llm_operator.autoscaling.history import _burst_reserve, _cycling, _falling, _unresponsive
 from llm_operator.autoscaling.history import _trend_factor as _trend_factor
 from llm_operator.autoscaling.history import remember as remember
 from llm_operator.autoscaling.tuning import (
@@ -336,7 +337,15 @@ def _decide(
         if now - ts <= max(b.scale_down_stabilization_seconds, b.scale_up_stabilization_seconds)
     ]
     if desired < cur:
-        recent = [r for ts, r in window if now - ts <= b.scale_down_stabilization_seconds]
+        down_window = b.scale_down_stabilization_seconds
+        # A steady fall that the last hour shows no cycle of (the evening, not a wave's
+        # trough) is followed within the shorter window.
+        fall = _falling(history, now, signals.tokens_per_second)
+        short = b.fall_stabilization_seconds
+        if fall and down_window > short and _cycling(history, now) is None:
+            down_window = short
+            why.append(f"{fall}: stabilization {short} s")
+        recent = [r for ts, r in window if now - ts <= down_window]
         highest = max([*recent, desired])
         if highest > desired:
             desired, limit = min(highest, cur), "stabilization"

@@ -63,3 +63,23 @@ BURST_SAMPLES = 8  # demand samples needed before judging
 
 
 SETTLE = 60.0  # seconds the latency window needs to cover newly ready replicas (metricsWindow)
+
+
+FALL_SAMPLES = 8  # demand samples over TREND_WINDOW needed to call a fall steady ...
+
+
+FALL_CORRELATION = 0.9  # ... on a line this close (|correlation| of demand with time) ...
+
+
+FALL_RATE = 0.03  # ... falling this fraction of its mean per minute or faster
+
+
+# behavior.fallStabilizationSeconds applies to a steady fall only when the demand history rules
+# out a cycle: at least this much history (waves of up to 20 minutes show a full swing in it) ...
+FALL_HISTORY = 1200.0
+
+
+# ... and no fall of this fraction from a high that rose as much again from its low within the
+# hour (a wave's trough comes back within a few cold starts: shedding into it misses the next
+# peak).
+CYCLE_SWING = 0.25
