@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from llm_operator.lab.sim import runner, scoreboard
 from llm_operator.lab.sim import scenarios as sc
-from llm_operator.lab.sim.bench import Oracle, Score, request_work
+from llm_operator.lab.sim.bench import Oracle, request_work
 from llm_operator.lab.sim.model import model_for
 from llm_operator.lab.sim.trace import Request
+from tests.unit.test_scenarios import score
 
 H100 = model_for("h100")
 
@@ -51,10 +52,7 @@ def test_no_policy_beats_the_oracle_on_small_scenarios() -> None:
 
 
 def _result(policy: str, knob: str, value: float, attainment: float) -> runner.Result:
-    return runner.Result(
-        runner.Setting(policy, knob, value),
-        Score(100, 100, 0, attainment, 0, 0, 0, 0, 1.0, 1.0, 1.0, 0, 0),
-    )
+    return runner.Result(runner.Setting(policy, knob, value), score(attainment, 1.0))
 
 
 def test_an_oracle_sweep_that_still_reaches_a_star_at_its_top_goes_one_step_further() -> None:
