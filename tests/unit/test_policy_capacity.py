@@ -126,7 +126,7 @@ def test_between_bursts_the_fleet_keeps_what_the_bursts_needed() -> None:
     # needed one fewer (the probe of one replica), not the 8 the history was seeded with.
     assert n == 7, reason
     assert (
-        "burst reserve: 3 bursts in the last 20 min needed 7 (peak demand idle between bursts)"
+        "burst reserve: 3 bursts in the last 30 min needed 7 (peak demand idle between bursts)"
         in reason
     )
 
@@ -139,10 +139,10 @@ def test_the_reserve_keeps_what_bursts_needed_not_the_count_seeded_at_a_start() 
             at=at, ttft_p95=1.4, itl_p95=0.035, queue=0, kv_usage=0.1, tokens_per_second=tps
         )
 
-    # Three bursts within the reserve's 20 minutes, so the seeded count is still in its memory.
+    # Three bursts within the reserve's 30 minutes, so the seeded count is still in its memory.
     on_off = ([4000.0] * 2 + [0.0] * 10) * 3
     ready, reason = _run(on_off, start_ready=12, seeded=12, busy=busy)
-    needed = re.search(r"burst reserve: \d+ bursts in the last 20 min needed (\d+)", reason)
+    needed = re.search(r"burst reserve: \d+ bursts in the last \d+ min needed (\d+)", reason)
     assert needed is not None, reason
     assert int(needed.group(1)) < 12 and ready < 12, reason  # it held 12 before
 

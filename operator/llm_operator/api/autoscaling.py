@@ -48,7 +48,7 @@ class Behavior(ApiModel):
             description="How long the fleet keeps what recent bursts needed when traffic comes "
             "in bursts (the burst reserve, and its cost); 0 turns it off",
         ),
-    ] = 1200
+    ] = 1800
 
 
 class ScaleToZero(ApiModel):

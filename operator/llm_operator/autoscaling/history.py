@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from llm_operator.autoscaling.decision import Decision, History
 from llm_operator.autoscaling.tuning import (
+    BURST_FLOOR,
+    BURST_LONGEST,
     BURST_SAMPLES,
     BURSTY,
     CYCLE_SWING,
@@ -12,6 +14,7 @@ from llm_operator.autoscaling.tuning import (
     FALL_HISTORY,
     FALL_RATE,
     FALL_SAMPLES,
+    GAP_MARGIN,
     HISTORY_KEEP,
     MAX_UP_FACTOR,
     PROVEN_MEMORY,
@@ -128,40 +131,88 @@ def _unresponsive(
     return None
 
 
+def _runs(pts: list[tuple[float, float]], high: float) -> list[tuple[float, float]]:
+    """(first, last) time of each run of demand samples above ``high``."""
+    runs: list[tuple[float, float]] = []
+    first: float | None = None
+    last = 0.0
+    for t, d in pts:
+        if d > high:
+            first, last = (t if first is None else first), t
+        elif first is not None:
+            runs.append((first, last))
+            first = None
+    if first is not None:
+        runs.append((first, last))
+    return runs
+
+
+def _bursts(
+    samples: list[tuple[float, float]], hour: list[tuple[float, float]], now: float, span: float
+) -> tuple[list[tuple[float, float]], float, float] | None:
+    """The bursts among ``samples`` (the last ``span`` seconds of ``hour``), the lower quartile
+    of their demand and its peak; None when that demand is not bursty (its peak under BURSTY
+    times the lower quartile). A burst is a run of demand above the geometric mean of the two
+    (and above BURST_FLOOR of the peak: a trickle between bursts is idle), that rises to BURSTY
+    times the lower quartile and lasts at most BURST_LONGEST: traffic busy for longer (a
+    working session, the afternoon of a day) is followed by scaling, not held for."""
+    demand = sorted(d for _, d in samples)
+    if len(demand) < BURST_SAMPLES or demand[-1] <= 0:
+        return None
+    # The lower quartile, not the median: ON/OFF traffic that is on for more than half the
+    # memory (bursts of minutes) is still idle a quarter of it.
+    low, peak = demand[len(demand) // 4], demand[-1]
+    if low > 0 and peak < BURSTY * low:
+        return None
+    # Runs measured over the hour, so that one reaching back past the span is seen whole.
+    runs = _runs(hour, max((low * peak) ** 0.5, BURST_FLOOR * peak))
+    bursts = [
+        (a, b)
+        for a, b in runs
+        if now - b <= span
+        and b - a <= BURST_LONGEST
+        and max(d for t, d in hour if a <= t <= b) >= BURSTY * low
+    ]
+    # Over a steady base, one burst is no pattern (a flash crowd): wait for a second. Traffic
+    # that falls idle between bursts (ON/OFF) is the pattern itself.
+    if len(bursts) < (2 if low > 0 else 1):
+        return None
+    return bursts, low, peak
+
+
 def _burst_reserve(history: History, now: float, memory: float) -> tuple[int, str] | None:
     """The count recent bursts needed, when recent demand came in bursts; None otherwise. Over
     a steady base one burst (a flash crowd) is no pattern, and holding replicas for it would
     only cost; two or more within the memory, or bursts with idle minutes between them, are
-    traffic that comes back."""
+    traffic that comes back. Where the hour's bursts came further apart than the memory, the
+    reserve lasts GAP_MARGIN times the longest gap between them."""
     if memory <= 0:
         return None
-    samples = [(t, d) for t, d in history.demand if now - t <= memory]
-    demand = sorted(d for _, d in samples)
-    if len(demand) < BURST_SAMPLES or demand[-1] <= 0:
+    hour = [(t, d) for t, d in history.demand if now - t <= HISTORY_KEEP]
+    span, gaps = memory, ""
+    seen = _bursts(hour, hour, now, HISTORY_KEEP)
+    if seen is not None and len(seen[0]) >= 2:
+        gap = max(b[0] - a[1] for a, b in zip(seen[0], seen[0][1:], strict=False))
+        if GAP_MARGIN * gap > memory:
+            span = min(HISTORY_KEEP, GAP_MARGIN * gap)
+            gaps = f", {gap / 60:.0f} min between bursts"
+    samples = [(t, d) for t, d in hour if now - t <= span]
+    found = _bursts(samples, hour, now, span)
+    if found is None:
         return None
-    median = demand[len(demand) // 2]
-    if median > 0 and demand[-1] < BURSTY * median:
-        return None
-    high = BURSTY * median if median > 0 else 0.0
-    bursts, above = 0, False
-    for _, d in samples:
-        if d > high and not above:
-            bursts += 1
-        above = d > high
-    # Over a steady base, one burst is no pattern (a flash crowd): wait for a second. Traffic
-    # that falls idle between bursts (ON/OFF) is the pattern itself.
-    if bursts < (2 if median > 0 else 1):
-        return None
+    bursts, low, peak = found
     # What the bursts needed: the count their load needed while one was on, not the forecast
     # of their rise, nor the count seeded at a start or a recommendation made in a lull.
-    during = {t for t, d in samples if d > high}
-    needed = max((r for t, r in history.present if now - t <= memory and t in during), default=0)
+    # A burst whose start has left the span still counts whole (what it needed does not shrink
+    # while it ages out).
+    during = {t for t, _ in hour if any(a <= t <= b for a, b in bursts)}
+    needed = max((r for t, r in history.present if t in during), default=0)
     if needed <= 0:
         return None
-    shape = f"{demand[-1] / median:.1f}x the median" if median > 0 else "idle between bursts"
+    shape = f"{peak / low:.1f}x the lower quartile" if low > 0 else "idle between bursts"
     return needed, (
-        f"burst reserve: {bursts} bursts in the last {memory / 60:.0f} min needed "
-        f"{needed} (peak demand {shape})"
+        f"burst reserve: {len(bursts)} bursts in the last {span / 60:.0f} min needed "
+        f"{needed} (peak demand {shape}{gaps})"
     )
 
 

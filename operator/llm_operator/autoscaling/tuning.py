@@ -56,10 +56,23 @@ HISTORY_KEEP = 3600.0  # seconds of demand and recommendations the history keeps
 SEEN_MEMORY = 1200.0  # seconds over which "what a full replica runs" is remembered
 
 
-BURSTY = 3.0  # peak demand over the median of that memory that makes traffic bursty
+BURSTY = 3.0  # peak demand over the lower quartile of that memory that makes traffic bursty
 
 
 BURST_SAMPLES = 8  # demand samples needed before judging
+
+
+# A run of high demand longer than this is no burst: replicas started for it are ready long
+# before it ends (a cold start is 1.5 minutes), so scaling follows it.
+BURST_LONGEST = 600.0
+
+
+BURST_FLOOR = 0.1  # demand under this fraction of the peak is idle between bursts
+
+
+# Where the last hour's bursts came further apart than burstMemorySeconds, the reserve lasts this
+# many times the longest gap between them (gaps vary: the next may be longer).
+GAP_MARGIN = 1.5
 
 
 SETTLE = 60.0  # seconds the latency window needs to cover newly ready replicas (metricsWindow)
