@@ -44,8 +44,8 @@ crds: venv
 manifests: crds tools
 	bash hack/render-manifests.sh > manifests/install.yaml
 
-# The scenario suite: bursty, long-context, diurnal, waves, flash-crowd, heavy-tail and idle-hours
-# families, and the Azure trace at x4 and x16 when ../shared/data/traces/ has it; one scoreboard
+# The scenario suite: bursty, bursty-minutes, long-context, diurnal, waves, flash-crowd,
+# heavy-tail and idle-hours families, and the Azure trace at x4 and x16 when ../shared/data/traces/ has it; one scoreboard
 # each and a summary (docs/benchmark.md). docs/bench/suite holds the committed run
 # (BENCH_OUT=docs/bench).
 BENCH_OUT ?= .cache/bench

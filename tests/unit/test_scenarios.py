@@ -42,6 +42,20 @@ def test_bursty_has_idle_minutes_and_bursts_of_about_ten_times_the_mean() -> Non
     assert statistics.median(r.output_tokens for r in t) < 64
 
 
+def test_bursty_minutes_is_busy_most_of_some_twenty_minutes_and_idle_between_bursts() -> None:
+    t = sc.bursty_minutes(2)
+    per_minute = _minutes(t)
+    assert sum(1 for c in per_minute if c == 0) >= 5  # whole minutes with no traffic
+    busy = [sum(1 for c in per_minute[i : i + 20] if c) for i in range(len(per_minute) - 19)]
+    assert max(busy) > 10  # more than half of some 20 minutes on: its median is the bursts'
+    # A burst outlasts a cold start: some run of busy minutes is 3 or longer.
+    runs, run = [], 0
+    for c in per_minute:
+        run = run + 1 if c else 0
+        runs.append(run)
+    assert max(runs) >= 3
+
+
 def test_long_context_prompts_centre_near_10k_with_a_tail_past_100k() -> None:
     ins = [r.input_tokens for r in sc.long_context(3, seconds=3600)]
     assert 8_000 < statistics.median(ins) < 12_500

@@ -201,9 +201,9 @@ def bench_suite(
     workers: int | None,
     out: Path,
 ) -> None:
-    """Every policy over every scenario (bursty, long-context, diurnal, waves, flash crowd,
-    heavy tails, idle hours, and the Azure trace when present): a scoreboard each and a summary
-    table."""
+    """Every policy over every scenario (bursty, bursty-minutes, long-context, diurnal, waves,
+    flash crowd, heavy tails, idle hours, and the Azure trace when present): a scoreboard each
+    and a summary table."""
     from llm_operator.lab.sim import suite
     from llm_operator.lab.sim.model import cold_start_for
     from llm_operator.lab.sim.scenarios import scenarios
