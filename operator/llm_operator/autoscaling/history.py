@@ -131,19 +131,18 @@ def _unresponsive(
     return None
 
 
-def _runs(pts: list[tuple[float, float]], high: float) -> list[tuple[float, float]]:
-    """(first, last) time of each run of demand samples above ``high``."""
-    runs: list[tuple[float, float]] = []
-    first: float | None = None
-    last = 0.0
+def _runs(pts: list[tuple[float, float]], high: float) -> list[tuple[float, float, float]]:
+    """(first time, last time, highest demand) of each run of demand samples above ``high``."""
+    runs: list[tuple[float, float, float]] = []
+    run: tuple[float, float, float] | None = None
     for t, d in pts:
         if d > high:
-            first, last = (t if first is None else first), t
-        elif first is not None:
-            runs.append((first, last))
-            first = None
-    if first is not None:
-        runs.append((first, last))
+            run = (t, t, d) if run is None else (run[0], t, max(run[2], d))
+        elif run is not None:
+            runs.append(run)
+            run = None
+    if run is not None:
+        runs.append(run)
     return runs
 
 
@@ -168,10 +167,8 @@ def _bursts(
     runs = _runs(hour, max((low * peak) ** 0.5, BURST_FLOOR * peak))
     bursts = [
         (a, b)
-        for a, b in runs
-        if now - b <= span
-        and b - a <= BURST_LONGEST
-        and max(d for t, d in hour if a <= t <= b) >= BURSTY * low
+        for a, b, top in runs
+        if now - b <= span and b - a <= BURST_LONGEST and top >= BURSTY * low
     ]
     # Over a steady base, one burst is no pattern (a flash crowd): wait for a second. Traffic
     # that falls idle between bursts (ON/OFF) is the pattern itself.
@@ -205,8 +202,12 @@ def _burst_reserve(history: History, now: float, memory: float) -> tuple[int, st
     # of their rise, nor the count seeded at a start or a recommendation made in a lull.
     # A burst whose start has left the span still counts whole (what it needed does not shrink
     # while it ages out).
-    during = {t for t, _ in hour if any(a <= t <= b for a, b in bursts)}
-    needed = max((r for t, r in history.present if t in during), default=0)
+    needed, i = 0, 0
+    for t, r in history.present:  # both in time order: one pass
+        while i < len(bursts) and bursts[i][1] < t:
+            i += 1
+        if i < len(bursts) and bursts[i][0] <= t:
+            needed = max(needed, r)
     if needed <= 0:
         return None
     shape = f"{peak / low:.1f}x the lower quartile" if low > 0 else "idle between bursts"
