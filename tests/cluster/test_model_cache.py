@@ -81,7 +81,10 @@ def test_the_cache_is_filled_once_and_replicas_mount_it_read_only(
     )
     assert condition(obj, "ModelCached")["reason"] == "Cached"
     assert "cached-model-cache" in condition(obj, "ModelCached")["message"]
-    assert events(cluster, "cached", namespace, "ModelCached")
+    # The Event is posted after the status patch (kopf's event queue): wait for it, not race it.
+    wait_for(
+        lambda: events(cluster, "cached", namespace, "ModelCached"), 30, what="a ModelCached Event"
+    )
 
     pod = get_json(cluster, "deployment", "cached", "-n", namespace)["spec"]["template"]["spec"]
     engine = {c["name"]: c for c in pod["containers"]}["engine"]
