@@ -172,7 +172,15 @@ def observability_phase(
                     break
                 time.sleep(1)
             live.update(_view(prom, collector, "then French prompts, and 10 ratings"))
-        spans = collector.spans()
+        # The gateways export spans in batches every few seconds: the last ratings' spans may
+        # still be on their way (a clean-clone run counted 7 of 10 at once).
+        spans, deadline = collector.spans(), time.monotonic() + 30
+        while (
+            sum(1 for s in spans if s.name == "feedback") < len(RATINGS)
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
+            spans = collector.spans()
         result.spans = len(spans)
         result.feedback_spans = sum(1 for s in spans if s.name == "feedback")
         sel = f'llmops_dev_deployment="{OBSERVED}"'
