@@ -28,6 +28,7 @@ PURE = [
     "autoscaling/policy.py",
     "autoscaling/decision.py",
     "autoscaling/history.py",
+    "autoscaling/pressure.py",
     "autoscaling/tuning.py",
     "autoscaling/report.py",
 ]

@@ -59,14 +59,14 @@ from llm_operator.autoscaling.decision import Decision as Decision
 from llm_operator.autoscaling.decision import History as History
 from llm_operator.autoscaling.decision import Replicas as Replicas
 from llm_operator.autoscaling.decision import Signals as Signals
-from llm_operator.autoscaling.decision import _fmt
 from llm_operator.autoscaling.history import _burst_reserve, _cycling, _falling, _unresponsive
 from llm_operator.autoscaling.history import _trend_factor as _trend_factor
 from llm_operator.autoscaling.history import remember as remember
+from llm_operator.autoscaling.pressure import LOAD_NAMES
+from llm_operator.autoscaling.pressure import ratios as pressure_ratios
 from llm_operator.autoscaling.tuning import (
     DOWN_HEADROOM,
     DOWN_UTILIZATION,
-    KV_SATURATION,
     LATENCY_NAMES,
     MAX_SIGNAL_AGE,
     MAX_UP_FACTOR,
@@ -135,33 +135,8 @@ def _decide(
     if age > max_signal_age:
         return Decision(cur, cur, cur, f"holding {cur}: metrics are {age:.0f} s old", hold=True)
 
-    t = spec.targets
     basis = max(1, replicas.ready)
-    ratios: dict[str, tuple[float, str]] = {}  # name -> (ratio, text)
-    for name, value, target, unit in (
-        ("TTFT p95", signals.ttft_p95, t.ttft_p95_seconds, "s"),
-        ("ITL p95", signals.itl_p95, t.itl_p95_seconds, "s"),
-        ("E2E p95", signals.e2e_p95, t.e2e_p95_seconds, "s"),
-    ):
-        if value is not None and target:
-            ratios[name] = (
-                value / target,
-                f"{name} {_fmt(value, unit)} vs target {_fmt(target, unit)}",
-            )
-    if signals.queue is not None and t.queue_per_replica:
-        per = signals.queue / basis
-        ratios["queue"] = (
-            per / t.queue_per_replica,
-            f"queue {per:.1f}/replica vs target {t.queue_per_replica:g}",
-        )
-    if signals.kv_usage is not None:
-        ratios["KV cache"] = (signals.kv_usage / KV_SATURATION, f"KV cache {signals.kv_usage:.0%}")
-    if signals.tokens_per_second is not None and t.tokens_per_second_per_replica:
-        per = signals.tokens_per_second / basis
-        ratios["tokens/s"] = (
-            per / t.tokens_per_second_per_replica,
-            f"{per:.0f} tokens/s per replica vs target {t.tokens_per_second_per_replica:g}",
-        )
+    ratios = pressure_ratios(signals, spec.targets, basis)  # name -> (ratio, text)
 
     load_per_replica = (
         signals.tokens_per_second / replicas.ready
@@ -187,7 +162,7 @@ def _decide(
     trend = 1.0
     if signals.tokens_per_second is not None:
         trend = _trend_factor(history, now, cold_start_seconds, signals.tokens_per_second)
-    load_names = ("queue", "KV cache", "tokens/s")
+    load_names = LOAD_NAMES
     pressure_name, (pressure, pressure_text) = max(
         ratios.items(), key=lambda kv: kv[1][0], default=("", (0.0, ""))
     )
