@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
@@ -212,3 +213,71 @@ def test_a_forecast_rise_past_the_tolerance_scales_up_before_the_load_reaches_th
     flat = History(demand=tuple((NOW - 180 + 30 * i, now_tps) for i in range(6)))
     d = decide(sig, Replicas(4, 4), S, price_per_replica_hour=PRICE, now=NOW, history=flat)
     assert d.desired == 4, d.reason
+
+
+# Sizing a latency-driven scale-up by the rate per replica proven within the SLOs.
+SIZED = spec(
+    targets={"ttftP95Seconds": 2.0, "itlP95Seconds": 0.05, "queuePerReplica": 5},
+    behavior={"scaleDownStabilizationSeconds": 0, "maxScaleUpStep": 20},
+    maxReplicas=30,
+)
+
+
+def _breach(ready: int, tps: float, itl: float, history: History) -> tuple[int, str]:
+    s = Signals(at=NOW, ttft_p95=0.5, itl_p95=itl, queue=0, kv_usage=0.2, tokens_per_second=tps)
+    d = decide(
+        s, Replicas(ready, ready), SIZED, price_per_replica_hour=PRICE, now=NOW, history=history
+    )
+    return d.desired, d.reason
+
+
+def test_a_breach_at_the_proven_rate_asks_for_what_the_demand_needs_at_that_rate() -> None:
+    # ITL 1.6x its target at 1,000 tokens/s per replica, the rate proven within the SLOs: latency
+    # climbs steeply near a replica's limit, so 5 x 1.6 = 8 would over-ask; 5,000 tokens/s at
+    # 1,000 per replica needs 5, and a breach always buys one more.
+    n, reason = _breach(5, 5000.0, 0.08, History(proven=((NOW - 600, 1000.0),)))
+    assert n == 6, reason
+    assert "1000 per replica proven within the SLOs needs 5" in reason
+
+
+def test_a_breach_well_under_the_proven_rate_follows_the_latency_ratio() -> None:
+    # The same breach at half the proven rate: what a replica carries has changed (longer
+    # prompts, say), so the proven rate says nothing and the ratio sizes the fleet.
+    n, reason = _breach(5, 2500.0, 0.08, History(proven=((NOW - 600, 1000.0),)))
+    assert n == 8, reason
+    assert "proven within the SLOs needs" not in reason
+
+
+def test_a_replica_just_ready_does_not_hide_the_load_the_latency_window_saw() -> None:
+    # 5 replicas ran 1,000 tokens/s each 15 s ago; a 6th has just turned ready (833 each now)
+    # while the latency still describes the five, and requests wait (no settling hold).
+    h = History(
+        proven=((NOW - 600, 1000.0),),
+        latency=((NOW - 15, 5, 1000.0, (("ITL p95", 0.9),)),),
+        ready=5,
+    )
+    s = Signals(at=NOW, ttft_p95=0.5, itl_p95=0.08, queue=2, kv_usage=0.2, tokens_per_second=5000)
+    d = decide(s, Replicas(6, 6), SIZED, price_per_replica_hour=PRICE, now=NOW, history=h)
+    assert d.desired == 7, d.reason
+
+
+def test_rising_demand_is_sized_by_the_proven_rate_not_by_projected_latency() -> None:
+    # Latency just under the tolerance at the proven 1,000 tokens/s per replica and demand
+    # rising: projecting the latency (20 x 1.09 x the cold start's trend) buys more than the
+    # demand needs at the proven rate over a cold start and a latency window (150 s).
+    demand = tuple((NOW - 150 + 30 * i, 20000.0 - 780 * (5 - i)) for i in range(5))
+    h = History(proven=((NOW - 600, 1000.0),), demand=demand)
+    trend = _trend_factor(h, NOW, 90.0, 20000.0)
+    reach = _trend_factor(h, NOW, 150.0, 20000.0)
+    assert 1.1 < trend < reach
+    n, reason = _breach(20, 20000.0, 0.0545, h)
+    assert n == math.ceil(20000.0 * reach / 1000.0 - 1e-9), reason
+    assert n < math.ceil(20 * 1.09 * trend), reason
+    assert "demand rising" in reason
+
+
+def test_a_breach_just_under_the_proven_rate_follows_the_latency_ratio() -> None:
+    # 950 tokens/s per replica breaches a rate proven at 1,000: the latency window lags a rise
+    # (the proven rate was read before the latency caught up), so the rate is not trusted.
+    n, reason = _breach(5, 4750.0, 0.08, History(proven=((NOW - 600, 1000.0),)))
+    assert n == 8, reason

@@ -3,12 +3,15 @@ replicas, the burst reserve, and ``remember`` which keeps that history (pure).""
 
 from __future__ import annotations
 
+import math
+
 from llm_operator.autoscaling.decision import Decision, History
 from llm_operator.autoscaling.tuning import (
     BURST_FLOOR,
     BURST_LONGEST,
     BURST_SAMPLES,
     BURSTY,
+    CAPACITY_EXPLAINS,
     CYCLE_SWING,
     FALL_CORRELATION,
     FALL_HISTORY,
@@ -24,6 +27,7 @@ from llm_operator.autoscaling.tuning import (
     RESPONSE_RETEST,
     RESPONSE_UNLOAD,
     SEEN_MEMORY,
+    SETTLE,
     TOLERANCE,
     TREND_WINDOW,
 )
@@ -129,6 +133,40 @@ def _unresponsive(
             change = f", load per replica {load / per - 1:+.0%}" if load and per else ""
             return f"as high at {ready} replicas as at {n}{change}", ratio
     return None
+
+
+def _capacity_sized(
+    rec: int,
+    cur: int,
+    history: History,
+    now: float,
+    demand: float | None,
+    load_per_replica: float | None,
+    trend: float,
+) -> tuple[int, str | None]:
+    """A latency-driven scale-up to ``rec``, sized instead by the highest rate per replica seen
+    within the SLOs when that is fewer (one replica more at the least): latency climbs steeply
+    near a replica's limit, so its ratio to the target over-asks. Only while the load per
+    replica is at that rate or past it (load past what the fleet was seen to carry); under it
+    the breach contradicts the rate (the latency window lags a rise, or what a replica carries
+    has changed: a mix of longer prompts, say) and ``rec``, from the latency ratio, stands.
+    Returns the count and, when it changed, why."""
+    proven = max((v for t, v in history.proven if now - t <= PROVEN_MEMORY), default=0.0)
+    if not proven or not demand or load_per_replica is None:
+        return rec, None
+    # The latency quantiles cover the last SETTLE seconds: the load they were measured at is
+    # the highest per replica in that time (a replica that has just turned ready lowers the
+    # load now, not the latency the window still shows).
+    window = [x[2] for x in history.latency if now - x[0] <= SETTLE and x[2] is not None]
+    if max([load_per_replica, *window]) < CAPACITY_EXPLAINS * proven:
+        return rec, None
+    need = math.ceil(demand * trend / proven - 1e-9)
+    if max(cur + 1, need) >= rec:
+        return rec, None
+    return max(cur + 1, need), (
+        f"{demand * trend:.0f} tokens/s at {proven:.0f} per replica proven within the SLOs "
+        f"needs {need}"
+    )
 
 
 def _runs(pts: list[tuple[float, float]], high: float) -> list[tuple[float, float, float]]:

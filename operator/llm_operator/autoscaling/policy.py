@@ -6,12 +6,15 @@ decide(signals, replicas, spec, price, now, history) -> Decision
 2. Pressure: each signal over its target gives a ratio (TTFT, ITL and end-to-end p95 against
    their SLOs, queue per ready replica against ``queuePerReplica``, KV-cache use against 0.8,
    tokens/s per replica against ``tokensPerSecondPerReplica``). Above 1 + tolerance the policy
-   asks for ready x ratio replicas (at most x2 per decision), fast.
+   asks for ready x ratio replicas (at most x2 per decision), fast. A latency breach at a
+   load per replica at or past the rate proven within the SLOs asks instead for the demand
+   over that rate (one more at the least) when that is fewer: latency climbs steeply near a
+   replica's limit, and its ratio over-asks there (``history._capacity_sized``).
 3. Trend: when demand (tokens/s) rises (its 3-minute slope up and its latest sample no lower
    than the one before), the load and the latency expected one cold start
    from now are used, so replicas start loading before the SLO breaks; a forecast rise of more
    than the tolerance acts as soon as the projected load passes its target. A burst that has begun
-   to fall is not projected.
+   to fall is not projected. A rise driven by latency is sized by the proven rate as in (2).
 4. Down only with headroom: every latency ratio under 0.8, load that the smaller set carries
    at 90% utilization, latency that stays under 80% of target if it grows with the load per
    replica, and tokens/s per replica at most 10% above the highest rate seen within the SLOs in
@@ -59,7 +62,13 @@ from llm_operator.autoscaling.decision import Decision as Decision
 from llm_operator.autoscaling.decision import History as History
 from llm_operator.autoscaling.decision import Replicas as Replicas
 from llm_operator.autoscaling.decision import Signals as Signals
-from llm_operator.autoscaling.history import _burst_reserve, _cycling, _falling, _unresponsive
+from llm_operator.autoscaling.history import (
+    _burst_reserve,
+    _capacity_sized,
+    _cycling,
+    _falling,
+    _unresponsive,
+)
 from llm_operator.autoscaling.history import _trend_factor as _trend_factor
 from llm_operator.autoscaling.history import remember as remember
 from llm_operator.autoscaling.pressure import LOAD_NAMES
@@ -138,6 +147,7 @@ def _decide(
     basis = max(1, replicas.ready)
     ratios = pressure_ratios(signals, spec.targets, basis)  # name -> (ratio, text)
 
+    tps = signals.tokens_per_second
     load_per_replica = (
         signals.tokens_per_second / replicas.ready
         if signals.tokens_per_second is not None and replicas.ready
@@ -159,9 +169,12 @@ def _decide(
     for n in ignored:
         del ratios[n]
 
-    trend = 1.0
-    if signals.tokens_per_second is not None:
-        trend = _trend_factor(history, now, cold_start_seconds, signals.tokens_per_second)
+    trend = reach = 1.0
+    if tps is not None:
+        trend = _trend_factor(history, now, cold_start_seconds, tps)
+        # A scale-up sized by capacity must hold until a correction could land: the cold start
+        # and the latency window that must cover the new replicas before they are judged.
+        reach = _trend_factor(history, now, cold_start_seconds + SETTLE, tps)
     load_names = LOAD_NAMES
     pressure_name, (pressure, pressure_text) = max(
         ratios.items(), key=lambda kv: kv[1][0], default=("", (0.0, ""))
@@ -212,6 +225,9 @@ def _decide(
             pressure_text + (" (over)" if pressure_name else ""),
             *[b for b in breaches if not b.startswith(pressure_name)],
         ]
+        if pressure_name not in load_names:
+            rec, sized = _capacity_sized(rec, cur, history, now, tps, load_per_replica, reach)
+            why.append(sized or "")
         if backlog is not None and backlog > rec:
             rec = backlog
             why.append(backlog_text)
@@ -226,6 +242,10 @@ def _decide(
             f"demand rising {trend - 1:.0%} over the next {cold_start_seconds:.0f} s cold start",
             *[ratios[n][1] for n in ratios],
         ]
+        if latency_pressure > load:
+            rec, sized = _capacity_sized(rec, cur, history, now, tps, load_per_replica, reach)
+            present = min(present, rec)
+            why.append(sized or "")
     elif latency_ok and ratios:
         # The smaller set must carry the load at DOWN_UTILIZATION and keep every latency under
         # DOWN_HEADROOM of its target, taking latency to grow in proportion to the load per

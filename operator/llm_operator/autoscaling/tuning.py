@@ -26,6 +26,15 @@ MAX_SIGNAL_AGE = 60.0
 PROVEN_MEMORY = 3600.0  # seconds a per-replica rate seen within the SLOs stays proven
 
 
+# A latency breach at a load per replica of at least this fraction of the proven rate is load
+# past what the fleet was seen to carry: it is sized by that rate (latency climbs steeply near a
+# replica's limit, so the latency ratio over-asks). Under it the breach contradicts the proven
+# rate (the latency window lags a rise, or what a replica carries has changed), and the ratio
+# is the guide. (0.9 was tried: on diurnal's morning ramp the proven rate, recorded while the
+# latency lagged the load, then under-asked step after step.)
+CAPACITY_EXPLAINS = 1.0
+
+
 PROBE = 1.1  # a scale-down may load replicas 10% past the proven rate, no further
 
 
