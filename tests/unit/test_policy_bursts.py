@@ -68,4 +68,10 @@ def test_the_reserve_outlasts_its_memory_when_the_bursts_came_further_apart() ->
 
 
 def test_one_burst_seen_says_nothing_about_gaps() -> None:
+    # One burst with idle minutes around it holds a reserve for the memory (ON/OFF traffic is
+    # the pattern itself) ...
+    assert "burst reserve: 1 bursts in the last 30 min" in _reserve_after(
+        [4000.0] * 2 + [0.0] * 50, DEFAULT
+    )
+    # ... and no longer: with one burst there is no gap to outlast the memory by.
     assert _reserve_after([4000.0] * 2 + [0.0] * 70, DEFAULT) == ""

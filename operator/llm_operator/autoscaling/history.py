@@ -33,9 +33,9 @@ from llm_operator.autoscaling.tuning import (
 )
 
 
-def _fit(pts: list[tuple[float, float]]) -> tuple[float, float] | None:
-    """Least-squares slope of demand over time and its correlation with time (0 for flat
-    demand); None when it cannot be told."""
+def _fit(pts: list[tuple[float, float]]) -> tuple[float, float, float] | None:
+    """Least-squares slope of demand over time, its correlation with time (0 for flat demand)
+    and the mean demand; None when it cannot be told."""
     n = len(pts)
     if n < 3:
         return None
@@ -46,7 +46,7 @@ def _fit(pts: list[tuple[float, float]]) -> tuple[float, float] | None:
         return None
     cov = sum((t - mt) * (d - md) for t, d in pts)
     vd = sum((d - md) ** 2 for _, d in pts)
-    return cov / var, cov / (var * vd) ** 0.5 if vd > 0 else 0.0
+    return cov / var, cov / (var * vd) ** 0.5 if vd > 0 else 0.0, md
 
 
 def _slope(pts: list[tuple[float, float]]) -> float | None:
@@ -84,8 +84,7 @@ def _falling(history: History, now: float, current: float | None) -> str | None:
     fit = _fit(pts) if len(pts) >= FALL_SAMPLES else None
     if fit is None:
         return None
-    slope, corr = fit
-    md = sum(d for _, d in pts) / len(pts)
+    slope, corr, md = fit
     per_minute = -slope * 60 / md
     if corr > -FALL_CORRELATION or per_minute < FALL_RATE:
         return None
@@ -185,15 +184,15 @@ def _runs(pts: list[tuple[float, float]], high: float) -> list[tuple[float, floa
 
 
 def _bursts(
-    samples: list[tuple[float, float]], hour: list[tuple[float, float]], now: float, span: float
+    hour: list[tuple[float, float]], now: float, span: float
 ) -> tuple[list[tuple[float, float]], float, float] | None:
-    """The bursts among ``samples`` (the last ``span`` seconds of ``hour``), the lower quartile
-    of their demand and its peak; None when that demand is not bursty (its peak under BURSTY
+    """The bursts in the last ``span`` seconds of ``hour``, the lower quartile of that demand
+    and its peak; None when that demand is not bursty (its peak under BURSTY
     times the lower quartile). A burst is a run of demand above the geometric mean of the two
     (and above BURST_FLOOR of the peak: a trickle between bursts is idle), that rises to BURSTY
     times the lower quartile and lasts at most BURST_LONGEST: traffic busy for longer (a
     working session, the afternoon of a day) is followed by scaling, not held for."""
-    demand = sorted(d for _, d in samples)
+    demand = sorted(d for t, d in hour if now - t <= span)
     if len(demand) < BURST_SAMPLES or demand[-1] <= 0:
         return None
     # The lower quartile, not the median: ON/OFF traffic that is on for more than half the
@@ -225,14 +224,15 @@ def _burst_reserve(history: History, now: float, memory: float) -> tuple[int, st
         return None
     hour = [(t, d) for t, d in history.demand if now - t <= HISTORY_KEEP]
     span, gaps = memory, ""
-    seen = _bursts(hour, hour, now, HISTORY_KEEP)
+    # The hour's bursts, for their gaps; then those of the span, judged against the span's own
+    # quartile (a different threshold: the runs are found again, not filtered).
+    seen = _bursts(hour, now, HISTORY_KEEP)
     if seen is not None and len(seen[0]) >= 2:
         gap = max(b[0] - a[1] for a, b in zip(seen[0], seen[0][1:], strict=False))
         if GAP_MARGIN * gap > memory:
             span = min(HISTORY_KEEP, GAP_MARGIN * gap)
             gaps = f", {gap / 60:.0f} min between bursts"
-    samples = [(t, d) for t, d in hour if now - t <= span]
-    found = _bursts(samples, hour, now, span)
+    found = _bursts(hour, now, span)
     if found is None:
         return None
     bursts, low, peak = found
