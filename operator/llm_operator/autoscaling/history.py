@@ -134,6 +134,12 @@ def _unresponsive(
     return None
 
 
+def proven_rate(history: History, now: float) -> float:
+    """The highest tokens/s per replica seen within the SLOs in the last PROVEN_MEMORY (0 when
+    none was)."""
+    return max((v for t, v in history.proven if now - t <= PROVEN_MEMORY), default=0.0)
+
+
 def _capacity_sized(
     rec: int,
     cur: int,
@@ -141,7 +147,7 @@ def _capacity_sized(
     now: float,
     demand: float | None,
     load_per_replica: float | None,
-    trend: float,
+    horizon: float,
 ) -> tuple[int, str | None]:
     """A latency-driven scale-up to ``rec``, sized instead by the highest rate per replica seen
     within the SLOs when that is fewer (one replica more at the least): latency climbs steeply
@@ -149,8 +155,9 @@ def _capacity_sized(
     replica is at that rate or past it (load past what the fleet was seen to carry); under it
     the breach contradicts the rate (the latency window lags a rise, or what a replica carries
     has changed: a mix of longer prompts, say) and ``rec``, from the latency ratio, stands.
+    Demand is projected over ``horizon``: the count must hold until a correction could land.
     Returns the count and, when it changed, why."""
-    proven = max((v for t, v in history.proven if now - t <= PROVEN_MEMORY), default=0.0)
+    proven = proven_rate(history, now)
     if not proven or not demand or load_per_replica is None:
         return rec, None
     # The latency quantiles cover the last SETTLE seconds: the load they were measured at is
@@ -159,12 +166,12 @@ def _capacity_sized(
     window = [x[2] for x in history.latency if now - x[0] <= SETTLE and x[2] is not None]
     if max([load_per_replica, *window]) < CAPACITY_EXPLAINS * proven:
         return rec, None
-    need = math.ceil(demand * trend / proven - 1e-9)
+    ahead = demand * _trend_factor(history, now, horizon, demand)
+    need = math.ceil(ahead / proven - 1e-9)
     if max(cur + 1, need) >= rec:
         return rec, None
     return max(cur + 1, need), (
-        f"{demand * trend:.0f} tokens/s at {proven:.0f} per replica proven within the SLOs "
-        f"needs {need}"
+        f"{ahead:.0f} tokens/s at {proven:.0f} per replica proven within the SLOs needs {need}"
     )
 
 

@@ -70,6 +70,7 @@ from llm_operator.autoscaling.history import (
     _unresponsive,
 )
 from llm_operator.autoscaling.history import _trend_factor as _trend_factor
+from llm_operator.autoscaling.history import proven_rate as _proven
 from llm_operator.autoscaling.history import remember as remember
 from llm_operator.autoscaling.pressure import LOAD_NAMES
 from llm_operator.autoscaling.pressure import ratios as pressure_ratios
@@ -148,11 +149,7 @@ def _decide(
     ratios = pressure_ratios(signals, spec.targets, basis)  # name -> (ratio, text)
 
     tps = signals.tokens_per_second
-    load_per_replica = (
-        signals.tokens_per_second / replicas.ready
-        if signals.tokens_per_second is not None and replicas.ready
-        else None
-    )
+    load_per_replica = tps / replicas.ready if tps is not None and replicas.ready else None
     # Latency with requests waiting is load by definition (queueing): only latency sampled
     # with an empty queue may show that it does not respond to replicas.
     queued = bool(signals.queue)
@@ -169,12 +166,12 @@ def _decide(
     for n in ignored:
         del ratios[n]
 
-    trend = reach = 1.0
+    trend = 1.0
     if tps is not None:
         trend = _trend_factor(history, now, cold_start_seconds, tps)
-        # A scale-up sized by capacity must hold until a correction could land: the cold start
-        # and the latency window that must cover the new replicas before they are judged.
-        reach = _trend_factor(history, now, cold_start_seconds + SETTLE, tps)
+    # A scale-up sized by capacity must hold until a correction could land: the cold start and
+    # the latency window that must cover the new replicas before they are judged.
+    reach = cold_start_seconds + SETTLE
     load_names = LOAD_NAMES
     pressure_name, (pressure, pressure_text) = max(
         ratios.items(), key=lambda kv: kv[1][0], default=("", (0.0, ""))
@@ -255,7 +252,7 @@ def _decide(
         rec = max(1, math.ceil(basis * need * trend - 1e-9))
         present = max(1, math.ceil(basis * need - 1e-9))
         why = [ratios[n][1] for n in ratios] or ["idle"]
-        proven = max((v for ts, v in history.proven if now - ts <= PROVEN_MEMORY), default=0.0)
+        proven = _proven(history, now)
         if proven > 0 and signals.tokens_per_second:
             carried = math.ceil(signals.tokens_per_second * trend / (proven * PROBE) - 1e-9)
             carried_now = math.ceil(signals.tokens_per_second / (proven * PROBE) - 1e-9)
