@@ -81,3 +81,34 @@ def test_the_evening_fall_is_followed_within_the_short_window() -> None:
         if 1500 < t < 2400:
             load = 15000 - 13000 * (t2 - 1500) / 900
             assert 0.05 * 0.7 * load / n / PER_REPLICA <= 0.05, (t, n)
+
+
+WAVES = [(300, 15000), (600, 9000), (900, 15000), (1500, 15000)]  # the hour shows a cycle
+
+
+def test_demand_that_stops_is_followed_within_the_short_window_after_waves_too() -> None:
+    # Waves, then nothing at all: a fall after waves keeps the long window, but once nothing
+    # has arrived, run or waited for the short window, the short window applies.
+    run = _run([*WAVES, (1515, 0), (2400, 0)])
+    idle = [t for t, _, r in run if "nothing arriving, running or waiting" in r]
+    assert idle and idle[0] >= 1500 + WINDOW, idle
+    assert all(f"stabilization {WINDOW} s" in r for t, _, r in run if t in idle)
+    # By the time the long window (300 s) would let it start down from 8, the fleet is at the
+    # count the idle decisions ask for (2: the test's TTFT stays at 100 ms), and then 1.
+    at_long = 1500 + S.behavior.scale_down_stabilization_seconds
+    assert [n for t, n, _ in run if t == at_long] == [2]
+    assert run[-1][1] == 1
+
+
+def test_an_idle_gap_shorter_than_the_window_is_a_trough() -> None:
+    # 75 s with nothing arriving between waves: noise at a low rate, or a wave's trough.
+    run = _run([*WAVES, (1515, 0), (1575, 0), (1590, 15000), (2000, 15000)])
+    assert not [r for _, _, r in run if "nothing arriving" in r]
+
+
+def test_idle_after_a_burst_is_the_burst_reserves_to_judge() -> None:
+    # Five busy minutes are a burst: a cold start is a third of it, so whether traffic comes
+    # back after the idle minutes is what the burst reserve judges, not the short window.
+    run = _run([(60, 0), (75, 15000), (375, 15000), (390, 0), (1500, 0)])
+    assert not [r for _, _, r in run if "nothing arriving" in r]
+    assert any("burst reserve" in r for _, _, r in run)

@@ -34,8 +34,9 @@ class Behavior(ApiModel):
             ge=0,
             le=86400,
             description="The scale-down stabilization window while demand falls steadily and "
-            "the last hour of demand shows no cycle (a fall that came back); the shorter of "
-            "this and scaleDownStabilizationSeconds applies",
+            "the last hour of demand shows no cycle (a fall that came back), and once nothing "
+            "has arrived, run or waited for this long after traffic busy for longer than a "
+            "burst; the shorter of this and scaleDownStabilizationSeconds applies",
         ),
     ] = 120
     max_scale_up_step: Annotated[int, Field(ge=1, le=100)] = 4

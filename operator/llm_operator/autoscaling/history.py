@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from llm_operator.autoscaling.decision import Decision, History
+from llm_operator.autoscaling.decision import Decision, History, Signals
 from llm_operator.autoscaling.tuning import (
     BURST_FLOOR,
     BURST_LONGEST,
@@ -110,6 +110,26 @@ def _cycling(history: History, now: float) -> str | None:
             if d >= (1 + CYCLE_SWING) * low:
                 return f"demand fell and came back within the last {(now - fell_at) / 60:.0f} min"
     return None
+
+
+def _short_window(history: History, now: float, signals: Signals, short: float) -> str | None:
+    """Why the scale-down window may be the shorter ``short`` seconds; None when it may not.
+    The end of traffic busy for longer than a burst: nothing arrived, ran or waited and no
+    token was generated for ``short`` seconds after a busy spell longer than BURST_LONGEST
+    (the signals are exact then, not noise a window must smooth, and the burst reserve follows
+    such an end down too; after a shorter spell, whether traffic comes back is the reserve's to
+    judge, and it needs idle time to tell). Or a steady fall that the last hour shows no cycle
+    of (the evening, not a wave's trough)."""
+    idle = now - history.active_at if history.active_at is not None else 0.0
+    if signals.tokens_per_second == 0 and signals.active() is False and idle >= short:
+        hour = [(t, d) for t, d in history.demand if now - t <= HISTORY_KEEP]
+        runs = _runs(hour, BURST_FLOOR * max((d for _, d in hour), default=0.0))
+        if runs and runs[-1][1] - runs[-1][0] > BURST_LONGEST:
+            busy = (runs[-1][1] - runs[-1][0]) / 60
+            stopped = f"nothing arriving, running or waiting for {idle:.0f} s"
+            return f"{stopped} after {busy:.0f} busy min"
+    fall = _falling(history, now, signals.tokens_per_second)
+    return fall if fall and _cycling(history, now) is None else None
 
 
 def _unresponsive(

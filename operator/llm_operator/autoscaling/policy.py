@@ -21,7 +21,9 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    the last hour, or one replica fewer (a proven capacity: the policy never jumps past what
    replicas were seen to carry, but may always probe one step); then slowly (stabilization
    window, step). While demand falls steadily and the last hour shows no cycle (a fall that
-   came back), the window is the shorter ``fallStabilizationSeconds``.
+   came back), the window is the shorter ``fallStabilizationSeconds``; so it is once nothing
+   has arrived, run or waited for that long after a spell busier for longer than a burst (the
+   end of a session; after a burst, the reserve of (7) judges whether traffic comes back).
 5. Replicas still loading count as capacity already bought (no stacked scale-ups), except
    when the backlog says more: while requests wait, each replica runs what it can hold, so
    (running + waiting) / (running per ready replica) is the count the load needs, past x2 if
@@ -65,8 +67,7 @@ from llm_operator.autoscaling.decision import Signals as Signals
 from llm_operator.autoscaling.history import (
     _burst_reserve,
     _capacity_sized,
-    _cycling,
-    _falling,
+    _short_window,
     _unresponsive,
 )
 from llm_operator.autoscaling.history import _trend_factor as _trend_factor
@@ -330,13 +331,13 @@ def _decide(
     ]
     if desired < cur:
         down_window = b.scale_down_stabilization_seconds
-        # A steady fall that the last hour shows no cycle of (the evening, not a wave's
-        # trough) is followed within the shorter window.
-        fall = _falling(history, now, signals.tokens_per_second)
+        # Demand that stopped, or a steady fall that the last hour shows no cycle of (the
+        # evening, not a wave's trough), is followed within the shorter window.
         short = b.fall_stabilization_seconds
-        if fall and down_window > short and _cycling(history, now) is None:
+        shorter = _short_window(history, now, signals, short) if down_window > short else None
+        if shorter:
             down_window = short
-            why.append(f"{fall}: stabilization {short} s")
+            why.append(f"{shorter}: stabilization {short} s")
         recent = [r for ts, r in window if now - ts <= down_window]
         highest = max([*recent, desired])
         if highest > desired:
