@@ -75,7 +75,10 @@ def rerun(directory: Path, policies: set[str]) -> None:
         fresh + kept,
         key=lambda r: order.get((r.setting.policy, r.setting.knob, r.setting.value), len(order)),
     )
-    scoreboard.write({k: data[k] for k in META}, ctx, results, directory)
+    committed_files = set(directory.iterdir())
+    for path in scoreboard.write({k: data[k] for k in META}, ctx, results, directory):
+        if path not in committed_files and path.suffix == ".png":
+            path.unlink()  # the suite commits only the plots it had (and kept rows lack timelines)
     print(directory.name, f"{time.monotonic() - t0:.0f} s", flush=True)
 
 
@@ -93,13 +96,14 @@ def main() -> None:
             if directory.exists():
                 rerun(directory, policies)
     outcomes = suite.rebuild(args.dir, scenarios(DEFAULT_AZURE))
-    first = json.loads(outcomes[0].directory.joinpath("scoreboard.json").read_text())
+    boards = [json.loads((o.directory / "scoreboard.json").read_text()) for o in outcomes]
+    run = next(b for b in boards if "max_replicas_factor" in b)  # older boards lack the key
     suite.write_summary(
         outcomes,
         args.dir,
-        cold_start=first["cold_start_seconds"],
-        gpu=first["gpu"],
-        max_factor=first["max_replicas_factor"],
+        cold_start=run["cold_start_seconds"],
+        gpu=run["gpu"],
+        max_factor=run["max_replicas_factor"],
     )
 
 
