@@ -1,5 +1,6 @@
-"""What the policy learns from its history: the demand trend, latency that does not respond to
-replicas, the burst reserve, and ``remember`` which keeps that history (pure)."""
+"""What the policy learns from its history: the demand trend, when the scale-down window may be
+short, latency that does not respond to replicas, the burst reserve, and ``remember`` which
+keeps that history (pure)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ decide(signals, replicas, spec, price, now, history) -> Decision
    replicas were seen to carry, but may always probe one step); then slowly (stabilization
    window, step). While demand falls steadily and the last hour shows no cycle (a fall that
    came back), the window is the shorter ``fallStabilizationSeconds``; so it is once nothing
-   has arrived, run or waited for that long after a spell busier for longer than a burst (the
+   has arrived, run or waited for that long after traffic busy for longer than a burst (the
    end of a session; after a burst, the reserve of (7) judges whether traffic comes back).
 5. Replicas still loading count as capacity already bought (no stacked scale-ups), except
    when the backlog says more: while requests wait, each replica runs what it can hold, so
