@@ -173,13 +173,12 @@ def _decide(
     # A scale-up sized by capacity must hold until a correction could land: the cold start and
     # the latency window that must cover the new replicas before they are judged.
     reach = cold_start_seconds + SETTLE
-    load_names = LOAD_NAMES
     pressure_name, (pressure, pressure_text) = max(
         ratios.items(), key=lambda kv: kv[1][0], default=("", (0.0, ""))
     )
-    load = max((ratios[n][0] for n in load_names if n in ratios), default=0.0)
-    latency_pressure = max((ratios[n][0] for n in ratios if n not in load_names), default=0.0)
-    latency_ok = all(ratios[n][0] < DOWN_HEADROOM for n in ratios if n not in load_names)
+    load = max((ratios[n][0] for n in LOAD_NAMES if n in ratios), default=0.0)
+    latency_pressure = max((ratios[n][0] for n in ratios if n not in LOAD_NAMES), default=0.0)
+    latency_ok = all(ratios[n][0] < DOWN_HEADROOM for n in ratios if n not in LOAD_NAMES)
     breaches = [ratios[n][1] for n in ratios if ratios[n][0] > 1 + TOLERANCE]
 
     why: list[str]
@@ -209,7 +208,7 @@ def _decide(
         grew_at is not None
         and now - grew_at < SETTLE
         and not signals.queue
-        and pressure_name not in load_names
+        and pressure_name not in LOAD_NAMES
     )
     if pressure > 1 + TOLERANCE and settling:
         rec = cur
@@ -223,9 +222,10 @@ def _decide(
             pressure_text + (" (over)" if pressure_name else ""),
             *[b for b in breaches if not b.startswith(pressure_name)],
         ]
-        if pressure_name not in load_names:
+        if pressure_name not in LOAD_NAMES:
             rec, sized = _capacity_sized(rec, cur, history, now, tps, load_per_replica, reach)
-            why.append(sized or "")
+            if sized:
+                why.append(sized)
         if backlog is not None and backlog > rec:
             rec = backlog
             why.append(backlog_text)
@@ -243,12 +243,13 @@ def _decide(
         if latency_pressure > load:
             rec, sized = _capacity_sized(rec, cur, history, now, tps, load_per_replica, reach)
             present = min(present, rec)
-            why.append(sized or "")
+            if sized:
+                why.append(sized)
     elif latency_ok and ratios:
         # The smaller set must carry the load at DOWN_UTILIZATION and keep every latency under
         # DOWN_HEADROOM of its target, taking latency to grow in proportion to the load per
         # replica (conservative while a fixed part dominates; prefill-bound replicas show it).
-        latency = max((ratios[n][0] for n in ratios if n not in load_names), default=0.0)
+        latency = max((ratios[n][0] for n in ratios if n not in LOAD_NAMES), default=0.0)
         need = max(load / DOWN_UTILIZATION, latency / DOWN_HEADROOM)
         rec = max(1, math.ceil(basis * need * trend - 1e-9))
         present = max(1, math.ceil(basis * need - 1e-9))
@@ -368,7 +369,7 @@ def _decide(
     reason = f"{cur} -> {desired}: " + ", ".join(dict.fromkeys(w for w in why if w))
     if limit:
         reason += f"; limited by {limit}"
-    within = all(ratios[n][0] <= 1 for n in ratios if n not in load_names)
+    within = all(ratios[n][0] <= 1 for n in ratios if n not in LOAD_NAMES)
     proven_rate = (
         signals.tokens_per_second / replicas.ready
         if within and signals.tokens_per_second and replicas.ready
